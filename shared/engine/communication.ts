@@ -1,0 +1,614 @@
+import { type AudioFrame, FRAME_MS, pcm16View } from '../audio/format';
+import type { ResamplerFactory } from '../audio/resampler';
+import type { AssistantConfig, LlmConfig, SttConfig, TtsConfig } from '../config/assistant';
+import { fillTemplate } from '../config/template';
+import type { Channel } from '../contracts/channel';
+import type { Clock, TimerHandle } from '../contracts/clock';
+import { asProviderError, type ProviderError } from '../contracts/errors';
+import type { ChatMessage, LanguageModel, ToolExecutor } from '../contracts/llm';
+import type { AssistantTurnKind, CallObserver, Stage, TurnMetrics } from '../contracts/observer';
+import type { SpeechToText, SttEvent, SttSession } from '../contracts/stt';
+import type { TextToSpeech } from '../contracts/tts';
+import type { TurnDecision } from '../contracts/turn';
+import type { Vad } from '../contracts/vad';
+import type { ResolvedProvider } from '../providers/registry';
+import { createChunker } from './chunker';
+import { createDtmfCollector } from './dtmf';
+import { createEndpointing } from './endpointing';
+import { createInboundQueue } from './inbound-queue';
+import { createInterruptionPolicy, type InterruptionDecision } from './interruption';
+import { completeTurnMetrics, newTurnMetrics, type OverheadMarks } from './metrics';
+import { createPlayout } from './playout';
+import { runReply } from './reply';
+import { createSpeechOutput, type ProviderCursor, type SpeechOutput } from './speech-output';
+import { createSpokenText, type SpokenText } from './spoken-text';
+import { createCallTimers, type CallTimerDecision } from './timers';
+import { joinText, normalisedWords, wordCount } from './words';
+
+export interface CommunicationDeps {
+  readonly callId: string;
+  readonly config: AssistantConfig;
+  readonly channel: Channel;
+  readonly clock: Clock;
+  readonly vad: Vad;
+  readonly stt: readonly ResolvedProvider<SpeechToText, SttConfig>[];
+  readonly llm: readonly ResolvedProvider<LanguageModel, LlmConfig>[];
+  readonly tts: readonly ResolvedProvider<TextToSpeech, TtsConfig>[];
+  readonly resamplers: ResamplerFactory;
+  readonly observer: CallObserver;
+  readonly tools?: ToolExecutor;
+  /** Call variables for the prompt and greeting templates (override the assistant's defaults). */
+  readonly variables?: Readonly<Record<string, string>>;
+  /** History to continue (a resumed session); the system prompt is added when absent. */
+  readonly history?: readonly ChatMessage[];
+  /** Inbound frames held while the VAD is busy; beyond it the oldest are dropped (and reported). */
+  readonly maxInboundFrames?: number;
+}
+
+interface AssistantTurn {
+  readonly id: number;
+  readonly kind: AssistantTurnKind;
+  readonly metrics: TurnMetrics;
+  readonly marks: OverheadMarks;
+  readonly abort: AbortController;
+  readonly spoken: SpokenText;
+  readonly output: SpeechOutput;
+  readonly interruptible: boolean;
+  readonly hangupAfter: string | undefined;
+  /** Preemptive reply: generated but held back until the end of the turn confirms its transcript. */
+  held: { text: string; pieces: string[] } | undefined;
+  pausedHeardMs: number | undefined;
+  over: boolean;
+}
+
+export interface Communication {
+  start(): Promise<void>;
+  /** End the call from our side (hang-up); idempotent. */
+  end(reason: string): Promise<void>;
+  readonly history: readonly ChatMessage[];
+  /** Resolves with the end reason. */
+  readonly ended: Promise<string>;
+}
+
+const BACKPRESSURE_POLL_MS = 100;
+
+/**
+ * One call: wires the channel to VAD, STT, turn detection, LLM and TTS. Policy lives in the small modules
+ * it imports (endpointing, interruption, playout, timers); this file only routes events and decisions.
+ */
+export function createCommunication(deps: CommunicationDeps): Communication {
+  const { config, channel, clock, observer } = deps;
+  const variables = { ...config.variables, ...deps.variables };
+  const history: ChatMessage[] = deps.history ? [...deps.history] : [];
+  if (!history.some((m) => m.role === 'system')) history.unshift({ role: 'system', content: fillTemplate(config.prompt, variables) });
+
+  const sttCursor: ProviderCursor = { index: 0 };
+  const llmCursor: ProviderCursor = { index: 0 };
+  const ttsCursor: ProviderCursor = { index: 0 };
+  let stt: SttSession | undefined;
+  let sttRetries = 0;
+  let sttGeneration = 0;
+
+  let ended = false;
+  let resolveEnded!: (reason: string) => void;
+  const endedPromise = new Promise<string>((r) => (resolveEnded = r));
+
+  let turnCounter = 0;
+  let turn: AssistantTurn | undefined;
+  let previousTurnWords: string[] = [];
+  let pendingUserText: string | undefined;
+  /** The caller's current utterance as the STT has it (finals so far + interim). */
+  let utteranceFinals: string[] = [];
+  let utteranceInterim = '';
+
+  const turnDetector = createEndpointing(config.turn);
+  const interruption = createInterruptionPolicy({ ...config.interruption, dtmfBargeIn: config.dtmf.bargeIn }, () => [
+    ...previousTurnWords,
+    ...(turn?.spoken.normalisedWords() ?? []),
+  ]);
+  const timers = createCallTimers({
+    idleTimeoutMs: config.idle.timeoutMs,
+    maxReprompts: config.idle.maxReprompts,
+    maxDurationMs: config.maxDurationMs,
+  });
+  const dtmf = createDtmfCollector(config.dtmf);
+  const playout = createPlayout(
+    channel,
+    clock,
+    { ...config.output, frameMs: FRAME_MS },
+    {
+      onFirstAudioOut(turnId, atMs) {
+        if (turn?.id === turnId) turn.metrics.firstAudioOut ??= atMs;
+      },
+      onPlayoutDone(turnId, atMs) {
+        if (turn?.id === turnId) completeTurn(turn, atMs);
+      },
+    },
+  );
+  const inbound = createInboundQueue<AudioFrame>(deps.maxInboundFrames ?? 50);
+
+  // ---- timers: one clock timer at the earliest deadline of every policy ----
+  let timer: TimerHandle | undefined;
+  let timerAt = Infinity;
+  function reschedule(): void {
+    if (ended) return;
+    let at = Infinity;
+    for (const d of [turnDetector.nextDeadline(), interruption.nextDeadline(), timers.nextDeadline(), dtmf.nextDeadline()]) {
+      if (d !== undefined && d < at) at = d;
+    }
+    if (at === timerAt) return;
+    if (timer !== undefined) clock.clearTimeout(timer);
+    timer = undefined;
+    timerAt = at;
+    if (at === Infinity) return;
+    timer = clock.setTimeout(onTick, Math.max(0, at - clock.now()));
+  }
+  function onTick(): void {
+    timer = undefined;
+    timerAt = Infinity;
+    if (ended) return;
+    const now = clock.now();
+    handleTurnDecisions(turnDetector.onInput({ type: 'tick', atMs: now }));
+    handleInterruption(interruption.onInput({ type: 'tick', atMs: now }));
+    handleTimers(timers.onInput({ type: 'tick', atMs: now }));
+    const digits = dtmf.tick(now);
+    if (digits) submitDtmf(digits);
+    reschedule();
+  }
+
+  // ---- inbound audio ----
+  async function drainInbound(): Promise<void> {
+    for (let frame = inbound.shift(); frame; frame = inbound.shift()) {
+      if (ended) return;
+      stt?.write(frame);
+      const result = deps.vad.process(pcm16View(frame.data));
+      const probability = typeof result === 'number' ? result : await result;
+      if (ended) return;
+      const voiced = probability >= config.vad.threshold;
+      const now = clock.now();
+      handleTurnDecisions(turnDetector.onInput({ type: 'vad', voiced, atMs: now }));
+      handleInterruption(interruption.onInput({ type: 'vad', voiced, atMs: now }));
+    }
+    reschedule();
+  }
+
+  function onAudio(frame: AudioFrame): void {
+    if (ended) return;
+    const dropped = inbound.push(frame);
+    if (dropped) observer.onEvent({ type: 'inboundOverflow', droppedFrames: dropped, atMs: clock.now() });
+    if (!inbound.draining) {
+      inbound.draining = true;
+      drainInbound()
+        .catch((error) => reportError('stt', deps.vad.id, asProviderError(`vad-${deps.vad.id}`, error), 'ignored'))
+        .finally(() => (inbound.draining = false));
+    }
+  }
+
+  // ---- STT ----
+  async function openStt(): Promise<void> {
+    const generation = ++sttGeneration;
+    const provider = deps.stt[sttCursor.index];
+    if (!provider) return;
+    const block = provider.block;
+    try {
+      const session = await provider.impl.open(
+        {
+          language: block.language,
+          model: block.model,
+          endpoint: block.endpoint,
+          apiKey: provider.apiKey,
+          options: block.options,
+          signal: new AbortController().signal,
+        },
+        (event) => {
+          if (generation === sttGeneration && !ended) onSttEvent(provider.impl.id, event);
+        },
+      );
+      if (ended || generation !== sttGeneration) {
+        await session.close();
+        return;
+      }
+      stt = session;
+    } catch (error) {
+      await onSttFailure(provider.impl.id, asProviderError(provider.impl.id, error));
+    }
+  }
+
+  async function onSttFailure(providerId: string, error: ProviderError): Promise<void> {
+    const old = stt;
+    stt = undefined;
+    sttGeneration++;
+    old?.close().catch(() => undefined);
+    const sameAgain = error.retryable && sttRetries < 2;
+    if (sameAgain) sttRetries++;
+    else {
+      sttCursor.index++;
+      sttRetries = 0;
+    }
+    const hasNext = deps.stt[sttCursor.index] !== undefined;
+    reportError('stt', providerId, error, hasNext ? (sameAgain ? 'retry' : 'fallback') : 'fallbackMessage');
+    if (hasNext) await openStt();
+    else if (!ended) say(config.fallbackMessage, 'fallback');
+  }
+
+  function onSttEvent(providerId: string, event: SttEvent): void {
+    const now = clock.now();
+    switch (event.type) {
+      case 'interim':
+        utteranceInterim = event.text;
+        handleTurnDecisions(turnDetector.onInput({ type: 'interim', text: event.text, atMs: now }));
+        break;
+      case 'final':
+        if (event.text.trim()) utteranceFinals.push(event.text);
+        utteranceInterim = '';
+        handleTurnDecisions(turnDetector.onInput({ type: 'final', text: event.text, atMs: now }));
+        break;
+      case 'endOfTurn':
+        handleTurnDecisions(turnDetector.onInput({ type: 'sttEndOfTurn', text: event.text, atMs: now }));
+        break;
+      case 'speechStarted':
+        break;
+      case 'error':
+        void onSttFailure(providerId, event.error);
+        return;
+    }
+    if (event.type === 'interim' || event.type === 'final') {
+      const text = joinText([...utteranceFinals, utteranceInterim]);
+      if (text) handleInterruption(interruption.onInput({ type: 'transcript', text, atMs: now }));
+    }
+    reschedule();
+  }
+
+  // ---- decisions ----
+  function handleTurnDecisions(decisions: readonly TurnDecision[]): void {
+    for (const d of decisions) {
+      switch (d.type) {
+        case 'speechStarted':
+          observer.onEvent({ type: 'userSpeechStarted', atMs: d.atMs });
+          handleTimers(timers.onInput({ type: 'userActivity', atMs: d.atMs }));
+          break;
+        case 'speechEnded':
+          observer.onEvent({ type: 'userSpeechEnded', atMs: d.atMs });
+          break;
+        case 'finalize':
+          stt?.finalize();
+          break;
+        case 'preemptive':
+          if (!turn) startReply(d.text, { preemptive: true });
+          break;
+        case 'discardPreemptive':
+          if (turn?.held) cancelTurn(turn, 'superseded');
+          break;
+        case 'endOfTurn':
+          onUserTurn(d.text, 'speech', d.speechEndMs, d.sttFinalMs);
+          break;
+      }
+    }
+  }
+
+  function handleInterruption(decisions: readonly InterruptionDecision[]): void {
+    for (const d of decisions) {
+      const current = turn;
+      if (!current || current.id !== d.turnId || current.over) continue;
+      const atMs = clock.now();
+      switch (d.type) {
+        case 'pause':
+          current.pausedHeardMs = playout.pause();
+          break;
+        case 'resume':
+          current.pausedHeardMs = undefined;
+          playout.resume();
+          break;
+        case 'confirm':
+          cancelTurn(current, 'interrupted');
+          break;
+      }
+      observer.onEvent({ type: 'interruption', phase: d.type === 'pause' ? 'paused' : d.type === 'resume' ? 'resumed' : 'confirmed', turnId: d.turnId, atMs });
+    }
+  }
+
+  function handleTimers(decisions: readonly CallTimerDecision[]): void {
+    for (const d of decisions) {
+      switch (d.type) {
+        case 'reprompt': {
+          const prompts = config.idle.reprompts;
+          observer.onEvent({ type: 'idleReprompt', count: d.count, atMs: clock.now() });
+          say(prompts[Math.min(d.count, prompts.length) - 1]!, 'reprompt');
+          break;
+        }
+        case 'idleHangup':
+          say(config.idle.hangupMessage, 'goodbye', 'idle-timeout');
+          break;
+        case 'maxDuration':
+          say(config.goodbyeMessage, 'goodbye', 'max-duration');
+          break;
+      }
+    }
+  }
+
+  // ---- user turns ----
+  function onUserTurn(text: string, source: 'speech' | 'dtmf', speechEndMs?: number, sttFinalMs?: number): void {
+    const endOfTurnAt = clock.now();
+    utteranceFinals = [];
+    utteranceInterim = '';
+    const current = turn;
+    if (current && !current.over && !current.held) {
+      // The assistant still holds the floor (the caller's words did not interrupt it: backchannel, echo,
+      // or interruptions off). Backchannels and echo are dropped; anything else waits for its turn.
+      if (interruption.phase !== 'idle' && config.interruption.enabled && source === 'speech') return;
+      pendingUserText = joinText([pendingUserText ?? '', text]);
+      return;
+    }
+    observer.onEvent({ type: 'userMessage', text, atMs: endOfTurnAt, source });
+    addUserMessage(text);
+    if (current?.held) {
+      if (sameWords(current.held.text, text)) {
+        adoptPreemptive(current, speechEndMs, sttFinalMs, endOfTurnAt);
+        return;
+      }
+      cancelTurn(current, 'superseded');
+    }
+    startReply(text, { speechEndMs, sttFinalMs, endOfTurnAt });
+  }
+
+  function addUserMessage(text: string): void {
+    const last = history[history.length - 1];
+    // A reply cut before the caller heard any of it leaves two user messages in a row: they are one turn.
+    if (last?.role === 'user') history[history.length - 1] = { role: 'user', content: joinText([last.content, text]) };
+    else history.push({ role: 'user', content: text });
+  }
+
+  function sameWords(a: string, b: string): boolean {
+    const x = normalisedWords(a);
+    const y = normalisedWords(b);
+    return x.length === y.length && x.every((w, i) => w === y[i]);
+  }
+
+  // ---- assistant turns ----
+  function newTurn(kind: AssistantTurnKind, hangupAfter?: string): AssistantTurn {
+    if (turn && !turn.over) cancelTurn(turn, 'superseded');
+    const id = ++turnCounter;
+    const metrics = newTurnMetrics(deps.callId, id, kind);
+    const abort = new AbortController();
+    const spoken = createSpokenText();
+    const self: AssistantTurn = {
+      id,
+      kind,
+      metrics,
+      marks: {},
+      abort,
+      spoken,
+      interruptible: kind !== 'goodbye',
+      hangupAfter,
+      held: undefined,
+      pausedHeardMs: undefined,
+      over: false,
+      output: createSpeechOutput({
+        chain: deps.tts,
+        cursor: ttsCursor,
+        channelFormat: channel.outputFormat,
+        resamplers: deps.resamplers,
+        clock,
+        signal: abort.signal,
+        spoken,
+        metrics,
+        onFrame: (frame) => {
+          if (turn === self && !self.over && !playout.enqueue(id, frame)) reportOverflow(self);
+        },
+        onEnd: () => {
+          if (turn === self && !self.over) playout.endInput(id);
+        },
+        onError: (provider, error, action) => reportError('tts', provider, error, action),
+      }),
+    };
+    metrics.providers.stt = deps.stt[sttCursor.index]?.impl.id;
+    turn = self;
+    playout.begin(id);
+    if (self.interruptible) interruption.onInput({ type: 'assistantActive', turnId: id, atMs: clock.now() });
+    handleTimers(timers.onInput({ type: 'assistantStarted', atMs: clock.now() }));
+    return self;
+  }
+
+  function reportOverflow(t: AssistantTurn): void {
+    reportError('tts', t.metrics.providers.tts ?? 'tts', asProviderError('playout', new Error('turn audio exceeded output.maxBufferedMs; the rest was dropped')), 'ignored');
+  }
+
+  /** Speak fixed text (greeting, reprompt, fallback, goodbye): no LLM involved. */
+  function say(text: string, kind: AssistantTurnKind, hangupAfter?: string): void {
+    if (ended) return;
+    const t = newTurn(kind, hangupAfter);
+    const filled = fillTemplate(text, variables);
+    const chunker = createChunker();
+    for (const piece of [...chunker.push(filled), ...chunker.flush()]) t.output.push(piece);
+    t.output.end();
+    reschedule();
+  }
+
+  function startReply(userText: string, opts: { preemptive?: boolean; speechEndMs?: number; sttFinalMs?: number; endOfTurnAt?: number }): void {
+    if (ended) return;
+    const t = newTurn('reply');
+    t.metrics.userSpeechEnd = opts.speechEndMs;
+    t.metrics.sttFinal = opts.sttFinalMs;
+    t.marks.endOfTurnAt = opts.endOfTurnAt;
+    if (opts.preemptive) {
+      t.held = { text: userText, pieces: [] };
+      t.metrics.preemptive = true;
+    }
+    const messages = () => (t.held ? [...history, { role: 'user' as const, content: userText }] : history);
+    runReply({
+      chain: deps.llm,
+      cursor: llmCursor,
+      messages,
+      tools: deps.tools,
+      maxToolRounds: config.maxToolRounds,
+      signal: t.abort.signal,
+      clock,
+      metrics: t.metrics,
+      marks: t.marks,
+      onPiece: (piece) => speakPiece(t, piece),
+      onMessage: (message) => {
+        if (!t.over) history.push(message);
+      },
+      onToolResult: (call, result) => observer.onEvent({ type: 'toolCall', name: call.name, arguments: call.arguments, result, atMs: clock.now() }),
+      onError: (provider, error, action) => reportError('llm', provider, error, action),
+    })
+      .then((outcome) => {
+        if (t.over || turn !== t) return;
+        if (outcome === 'failed') {
+          say(config.fallbackMessage, 'fallback');
+          return;
+        }
+        if (outcome === 'done') {
+          if (t.held) t.held.pieces.push('\u0000end');
+          else t.output.end();
+        }
+      })
+      .catch((error) => reportError('llm', t.metrics.providers.llm ?? 'llm', asProviderError('engine', error), 'ignored'));
+  }
+
+  async function speakPiece(t: AssistantTurn, piece: string): Promise<void> {
+    if (t.over) return;
+    if (t.held) {
+      t.held.pieces.push(piece);
+      return;
+    }
+    // Back-pressure: a fast LLM must not pile up minutes of audio; wait while playout is far ahead.
+    while (!t.over && playout.bufferedAheadMs() > config.output.maxBufferedMs / 2) {
+      await new Promise<void>((r) => clock.setTimeout(r, BACKPRESSURE_POLL_MS));
+    }
+    if (!t.over) t.output.push(piece);
+  }
+
+  function adoptPreemptive(t: AssistantTurn, speechEndMs: number | undefined, sttFinalMs: number | undefined, endOfTurnAt: number): void {
+    const held = t.held!;
+    t.held = undefined;
+    t.metrics.userSpeechEnd = speechEndMs;
+    t.metrics.sttFinal = sttFinalMs;
+    t.marks.endOfTurnAt = endOfTurnAt;
+    for (const piece of held.pieces) {
+      if (piece === '\u0000end') t.output.end();
+      else t.output.push(piece);
+    }
+    reschedule();
+  }
+
+  /** Stop a turn: cancel LLM and TTS, drop unplayed audio, record what the caller heard. */
+  function cancelTurn(t: AssistantTurn, why: 'interrupted' | 'superseded' | 'ended'): void {
+    if (t.over) return;
+    t.over = true;
+    const heardMs = t.pausedHeardMs ?? playout.heardMs();
+    if (turn === t) playout.cancel();
+    t.abort.abort();
+    t.output.cancel();
+    interruption.onInput({ type: 'assistantIdle', turnId: t.id, atMs: clock.now() });
+    if (t.held) {
+      if (turn === t) turn = undefined;
+      return; // Never spoken: nothing to record.
+    }
+    const heard = t.spoken.heardText(heardMs);
+    t.metrics.interrupted = why !== 'superseded' || heard !== t.spoken.fullText();
+    if (heard) recordAssistant(t, heard, t.metrics.interrupted);
+    emitMetrics(t);
+    if (turn === t) turn = undefined;
+  }
+
+  function completeTurn(t: AssistantTurn, atMs: number): void {
+    if (t.over) return;
+    t.over = true;
+    const text = t.spoken.fullText();
+    if (text) recordAssistant(t, text, false);
+    emitMetrics(t);
+    interruption.onInput({ type: 'assistantIdle', turnId: t.id, atMs });
+    turn = undefined;
+    if (t.hangupAfter) {
+      void hangup(t.hangupAfter);
+      return;
+    }
+    handleTimers(timers.onInput({ type: 'assistantFinished', atMs }));
+    if (pendingUserText) {
+      const text = pendingUserText;
+      pendingUserText = undefined;
+      onUserTurn(text, 'speech');
+    }
+    reschedule();
+  }
+
+  function recordAssistant(t: AssistantTurn, text: string, interrupted: boolean): void {
+    previousTurnWords = normalisedWords(text);
+    history.push(interrupted ? { role: 'assistant', content: text, interrupted: true } : { role: 'assistant', content: text });
+    observer.onEvent({ type: 'assistantMessage', turnId: t.id, text, interrupted, atMs: clock.now() });
+  }
+
+  function emitMetrics(t: AssistantTurn): void {
+    observer.onEvent({ type: 'turnMetrics', metrics: completeTurnMetrics(t.metrics, t.marks) });
+  }
+
+  function reportError(stage: Stage, provider: string, error: ProviderError, action: 'retry' | 'fallback' | 'fallbackMessage' | 'ignored'): void {
+    observer.onEvent({ type: 'providerError', stage, provider, error, action });
+  }
+
+  // ---- DTMF ----
+  function onDtmf(digit: string): void {
+    if (ended || config.dtmf.mode === 'ignore') return;
+    const now = clock.now();
+    handleTimers(timers.onInput({ type: 'userActivity', atMs: now }));
+    handleInterruption(interruption.onInput({ type: 'dtmf', atMs: now }));
+    const digits = dtmf.press(digit, now);
+    if (digits) submitDtmf(digits);
+    reschedule();
+  }
+
+  function submitDtmf(digits: string): void {
+    observer.onEvent({ type: 'dtmf', digits, atMs: clock.now() });
+    onUserTurn(fillTemplate(config.dtmf.template, { digits }), 'dtmf');
+  }
+
+  // ---- lifecycle ----
+  async function hangup(reason: string): Promise<void> {
+    try {
+      await channel.hangup(reason);
+    } finally {
+      await end(reason);
+    }
+  }
+
+  async function end(reason: string): Promise<void> {
+    if (ended) return;
+    if (turn) cancelTurn(turn, 'ended');
+    ended = true;
+    if (timer !== undefined) clock.clearTimeout(timer);
+    playout.close();
+    const session = stt;
+    stt = undefined;
+    sttGeneration++;
+    try {
+      await session?.close();
+    } catch {
+      // The call is over; a provider that fails to close cleanly changes nothing for the caller.
+    }
+    deps.vad.close();
+    observer.onEvent({ type: 'callEnded', callId: deps.callId, reason, atMs: clock.now() });
+    resolveEnded(reason);
+  }
+
+  return {
+    history,
+    ended: endedPromise,
+    end,
+    async start() {
+      const now = clock.now();
+      observer.onEvent({ type: 'callStarted', callId: deps.callId, atMs: now });
+      handleTimers(timers.onInput({ type: 'callStarted', atMs: now }));
+      await openStt();
+      channel.start({
+        onAudio,
+        onDtmf,
+        onMark: (name) => playout.onMark(name),
+        onClose: (reason) => void end(reason),
+      });
+      if (config.greeting && wordCount(config.greeting) > 0) say(config.greeting, 'greeting');
+      else handleTimers(timers.onInput({ type: 'assistantFinished', atMs: now }));
+      reschedule();
+    },
+  };
+}

@@ -1,0 +1,126 @@
+import type { LlmConfig } from '../config/assistant';
+import type { Clock } from '../contracts/clock';
+import { asProviderError, isAbortError, type ProviderError } from '../contracts/errors';
+import type { ChatMessage, LanguageModel, ToolCall, ToolExecutor } from '../contracts/llm';
+import type { TurnMetrics } from '../contracts/observer';
+import type { ResolvedProvider } from '../providers/registry';
+import { createChunker } from './chunker';
+import type { OverheadMarks } from './metrics';
+import type { ProviderCursor } from './speech-output';
+
+export interface ReplyDeps {
+  readonly chain: readonly ResolvedProvider<LanguageModel, LlmConfig>[];
+  readonly cursor: ProviderCursor;
+  /** Messages for the request; tool rounds append to it through `onMessage`. */
+  messages(): readonly ChatMessage[];
+  readonly tools: ToolExecutor | undefined;
+  readonly maxToolRounds: number;
+  readonly signal: AbortSignal;
+  readonly clock: Clock;
+  readonly metrics: TurnMetrics;
+  readonly marks: OverheadMarks;
+  /** A speakable piece; awaiting it is the back-pressure on the LLM stream. */
+  onPiece(text: string): void | Promise<void>;
+  /** Tool-call round trip: the assistant's call and the tool's answer join the history. */
+  onMessage(message: ChatMessage): void;
+  onToolResult(call: ToolCall, result: string): void;
+  onError(provider: string, error: ProviderError, action: 'retry' | 'fallback' | 'fallbackMessage' | 'ignored'): void;
+}
+
+export type ReplyOutcome = 'done' | 'cancelled' | 'failed';
+
+/**
+ * Streams one reply from the LLM into speakable pieces, running tool rounds in between. A provider that
+ * fails before producing any text is retried once when the error is retryable, else the next fallback is
+ * used; with none left the outcome is `failed` (the caller speaks the fallback message).
+ */
+export async function runReply(deps: ReplyDeps): Promise<ReplyOutcome> {
+  for (let round = 0; round <= deps.maxToolRounds; round++) {
+    const chunker = createChunker();
+    let text = '';
+    let calls: ToolCall[] = [];
+    let retried = false;
+    for (;;) {
+      const provider = deps.chain[deps.cursor.index];
+      if (!provider) return 'failed';
+      deps.metrics.providers.llm = provider.impl.id;
+      text = '';
+      calls = [];
+      try {
+        deps.metrics.llmRequest ??= deps.clock.now();
+        const block = provider.block;
+        const stream = provider.impl.stream(
+          {
+            messages: deps.messages(),
+            tools: deps.tools?.definitions ?? [],
+            model: block.model,
+            temperature: block.temperature,
+            maxTokens: block.maxTokens,
+            endpoint: block.endpoint,
+            apiKey: provider.apiKey,
+            options: block.options,
+          },
+          deps.signal,
+        );
+        for await (const delta of stream) {
+          if (deps.signal.aborted) return 'cancelled';
+          switch (delta.type) {
+            case 'text':
+              if (!delta.text) break;
+              deps.metrics.llmFirstToken ??= deps.clock.now();
+              text += delta.text;
+              for (const piece of chunker.push(delta.text)) {
+                deps.marks.firstPieceAt ??= deps.clock.now();
+                await deps.onPiece(piece);
+              }
+              break;
+            case 'toolCall':
+              calls.push(delta.call);
+              break;
+            case 'usage':
+              deps.metrics.inputTokens += delta.inputTokens;
+              deps.metrics.outputTokens += delta.outputTokens;
+              break;
+            case 'done':
+              break;
+          }
+        }
+        break;
+      } catch (thrown) {
+        if (deps.signal.aborted || isAbortError(thrown)) return 'cancelled';
+        const error = asProviderError(provider.impl.id, thrown);
+        if (text || calls.length) {
+          // Part of the reply is out already: finish with what we have rather than repeat it.
+          deps.onError(provider.impl.id, error, 'ignored');
+          break;
+        }
+        const sameAgain = error.retryable && !retried;
+        if (sameAgain) retried = true;
+        else deps.cursor.index++;
+        const hasNext = deps.chain[deps.cursor.index] !== undefined;
+        deps.onError(provider.impl.id, error, hasNext ? (sameAgain ? 'retry' : 'fallback') : 'fallbackMessage');
+        if (!hasNext) return 'failed';
+      }
+    }
+    for (const piece of chunker.flush()) {
+      deps.marks.firstPieceAt ??= deps.clock.now();
+      await deps.onPiece(piece);
+    }
+    if (deps.signal.aborted) return 'cancelled';
+    if (calls.length === 0 || !deps.tools || round === deps.maxToolRounds) return 'done';
+    // The words spoken before the tool call stay in this turn's spoken text, which becomes the final assistant message.
+    deps.onMessage({ role: 'assistant', content: '', toolCalls: calls });
+    for (const call of calls) {
+      let result: string;
+      try {
+        result = await deps.tools.execute(call, deps.signal);
+      } catch (thrown) {
+        if (deps.signal.aborted) return 'cancelled';
+        result = `Error: ${thrown instanceof Error ? thrown.message : String(thrown)}`;
+      }
+      deps.onToolResult(call, result);
+      deps.onMessage({ role: 'tool', content: result, toolCallId: call.id });
+    }
+  }
+  return 'done';
+}

@@ -1,0 +1,96 @@
+import type { ZodType } from 'zod';
+import { ConfigError } from '../contracts/errors';
+import type { LanguageModel } from '../contracts/llm';
+import type { SpeechToText } from '../contracts/stt';
+import type { TextToSpeech } from '../contracts/tts';
+
+/** Anything a registry can hold: an implementation with an id and, optionally, a schema for its options. */
+export interface Registrable {
+  readonly id: string;
+  readonly optionsSchema?: ZodType;
+}
+
+export interface Registry<T extends Registrable> {
+  register(impl: T): void;
+  /** The implementation for a configuration's `provider` string; a ConfigError names the known ones. */
+  resolve(id: string): T;
+  has(id: string): boolean;
+  ids(): string[];
+}
+
+export function createRegistry<T extends Registrable>(kind: 'stt' | 'tts' | 'llm'): Registry<T> {
+  const byId = new Map<string, T>();
+  return {
+    register(impl) {
+      if (byId.has(impl.id)) throw new ConfigError('PROVIDER_DUPLICATE', `${kind} provider "${impl.id}" is registered twice`);
+      byId.set(impl.id, impl);
+    },
+    resolve(id) {
+      const impl = byId.get(id);
+      if (!impl) {
+        const known = [...byId.keys()].sort().join(', ') || '(none registered)';
+        throw new ConfigError('PROVIDER_UNKNOWN', `no ${kind} provider "${id}"; known ${kind} providers: ${known}`);
+      }
+      return impl;
+    },
+    has: (id) => byId.has(id),
+    ids: () => [...byId.keys()].sort(),
+  };
+}
+
+export interface ProviderRegistry {
+  readonly stt: Registry<SpeechToText & Registrable>;
+  readonly tts: Registry<TextToSpeech & Registrable>;
+  readonly llm: Registry<LanguageModel & Registrable>;
+}
+
+export function createProviderRegistry(): ProviderRegistry {
+  return { stt: createRegistry('stt'), tts: createRegistry('tts'), llm: createRegistry('llm') };
+}
+
+/** Finds the secret for a provider block: named project credential → project default → environment → none (`local`). */
+export interface CredentialResolver {
+  resolve(provider: string, credentialName: string | undefined): Promise<string | undefined>;
+}
+
+export const noCredentials: CredentialResolver = { resolve: async () => undefined };
+
+interface BlockLike {
+  readonly provider: string;
+  readonly credential?: string | undefined;
+  readonly options: Readonly<Record<string, unknown>>;
+}
+
+/** A provider ready for one call: its implementation, its configuration block (options validated) and secret. */
+export interface ResolvedProvider<T, B extends BlockLike> {
+  readonly impl: T;
+  readonly block: B;
+  readonly apiKey: string | undefined;
+}
+
+/** Resolve a block and its fallbacks, in order, validating each provider's own options. */
+export async function resolveChain<T extends Registrable, B extends BlockLike>(
+  block: B & { readonly fallbacks?: readonly B[] },
+  registry: Registry<T>,
+  credentials: CredentialResolver,
+): Promise<ResolvedProvider<T, B>[]> {
+  const blocks: B[] = [block, ...(block.fallbacks ?? [])];
+  const chain: ResolvedProvider<T, B>[] = [];
+  for (const b of blocks) {
+    const impl = registry.resolve(b.provider);
+    let options = b.options;
+    if (impl.optionsSchema) {
+      const parsed = impl.optionsSchema.safeParse(b.options);
+      if (!parsed.success) {
+        throw new ConfigError(
+          'PROVIDER_OPTIONS_INVALID',
+          `options of provider "${b.provider}" are invalid`,
+          parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`),
+        );
+      }
+      options = parsed.data as Record<string, unknown>;
+    }
+    chain.push({ impl, block: { ...b, options }, apiKey: await credentials.resolve(b.provider, b.credential) });
+  }
+  return chain;
+}
