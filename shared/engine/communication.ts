@@ -1,6 +1,6 @@
 import { type AudioFrame, FRAME_MS, pcm16View } from '../audio/format';
 import type { ResamplerFactory } from '../audio/resampler';
-import type { AssistantConfig, LlmConfig, SttConfig, TtsConfig } from '../config/assistant';
+import type { AssistantConfig, LlmBlock, SttBlock, TtsBlock } from '../config/assistant';
 import { fillTemplate } from '../config/template';
 import type { Channel } from '../contracts/channel';
 import type { Clock, TimerHandle } from '../contracts/clock';
@@ -31,9 +31,9 @@ export interface CommunicationDeps {
   readonly channel: Channel;
   readonly clock: Clock;
   readonly vad: Vad;
-  readonly stt: readonly ResolvedProvider<SpeechToText, SttConfig>[];
-  readonly llm: readonly ResolvedProvider<LanguageModel, LlmConfig>[];
-  readonly tts: readonly ResolvedProvider<TextToSpeech, TtsConfig>[];
+  readonly stt: readonly ResolvedProvider<SpeechToText, SttBlock>[];
+  readonly llm: readonly ResolvedProvider<LanguageModel, LlmBlock>[];
+  readonly tts: readonly ResolvedProvider<TextToSpeech, TtsBlock>[];
   readonly resamplers: ResamplerFactory;
   readonly observer: CallObserver;
   readonly tools?: ToolExecutor;

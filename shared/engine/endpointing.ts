@@ -39,6 +39,7 @@ export function createEndpointing(options: EndpointingOptions): TurnDetector {
     interim = '';
     lastFinalAt = undefined;
     preemptiveText = undefined;
+    lastVoicedMs = 0;
   }
 
   function commit(text: string, out: TurnDecision[]): void {
@@ -77,7 +78,14 @@ export function createEndpointing(options: EndpointingOptions): TurnDetector {
               }
               return out;
             }
-            if (speaking) lastVoicedMs = input.atMs;
+            if (speaking) {
+              lastVoicedMs = input.atMs;
+              // The caller went on after a pause that offered a preemptive reply (still within silenceMs): drop it.
+              if (preemptiveText !== undefined && voicedRunMs >= options.minSpeechMs) {
+                preemptiveText = undefined;
+                return [{ type: 'discardPreemptive' }];
+              }
+            }
             return NONE;
           }
           voicedRunMs = 0;

@@ -39,6 +39,8 @@ export interface InterruptionPolicy {
 }
 
 const NONE: readonly InterruptionDecision[] = Object.freeze([]);
+/** Silence that ends a run of sound already known to be echo (longer than the gap between two words). */
+const ECHO_RUN_GAP_MS = 200;
 
 /**
  * Barge-in in two steps. Caller speech of `minSpeechMs` over the assistant pauses it; words that are not
@@ -54,9 +56,9 @@ export function createInterruptionPolicy(options: InterruptionOptions, recentAss
   let voicedNow = false;
   let speechSinceActive = false;
   let pausedAt = 0;
-
-  const confirms = (text: string) =>
-    substantiveWordCount(text, backchannels) >= options.minWords && !(options.echoGuard && isEcho(text, recentAssistantWords()));
+  /** The caller's current sound was already recognised as the assistant's echo: it does not pause output. */
+  let echoInRun = false;
+  let unvoicedMs = 0;
 
   function confirm(): InterruptionDecision[] {
     const out: InterruptionDecision[] = phase === 'paused' ? [] : [{ type: 'pause', turnId }];
@@ -90,23 +92,33 @@ export function createInterruptionPolicy(options: InterruptionOptions, recentAss
           voicedNow = input.voiced;
           if (!input.voiced) {
             voicedRunMs = 0;
+            unvoicedMs += frameMs;
+            if (unvoicedMs >= ECHO_RUN_GAP_MS) echoInRun = false;
             // A pause that outlived its window while the caller was still making sound ends when they stop.
             if (phase === 'paused' && input.atMs - pausedAt >= options.falseInterruptionMs) return resume();
             return NONE;
           }
           voicedRunMs += frameMs;
+          unvoicedMs = 0;
           if (phase === 'idle' || !options.enabled) return NONE;
           speechSinceActive = true;
-          if (phase === 'active' && voicedRunMs >= options.minSpeechMs) {
+          if (phase === 'active' && voicedRunMs >= options.minSpeechMs && !echoInRun) {
             phase = 'paused';
             pausedAt = input.atMs;
             return [{ type: 'pause', turnId }];
           }
           if (phase === 'paused' && options.mode === 'vad-only' && voicedRunMs >= options.vadOnlyConfirmMs) return confirm();
           return NONE;
-        case 'transcript':
+        case 'transcript': {
           if (phase === 'idle' || !options.enabled || !speechSinceActive) return NONE;
-          return confirms(input.text) ? confirm() : NONE;
+          const echo = options.echoGuard && isEcho(input.text, recentAssistantWords());
+          // Our own voice came back: no need to sit out the false-interruption window.
+          if (echo) {
+            echoInRun = true;
+            return phase === 'paused' ? resume() : NONE;
+          }
+          return substantiveWordCount(input.text, backchannels) >= options.minWords ? confirm() : NONE;
+        }
         case 'dtmf':
           if (phase === 'idle' || !options.dtmfBargeIn) return NONE;
           return confirm();

@@ -1,4 +1,4 @@
-import type { LlmConfig } from '../config/assistant';
+import type { LlmBlock } from '../config/assistant';
 import type { Clock } from '../contracts/clock';
 import { asProviderError, isAbortError, type ProviderError } from '../contracts/errors';
 import type { ChatMessage, LanguageModel, ToolCall, ToolExecutor } from '../contracts/llm';
@@ -9,7 +9,7 @@ import type { OverheadMarks } from './metrics';
 import type { ProviderCursor } from './speech-output';
 
 export interface ReplyDeps {
-  readonly chain: readonly ResolvedProvider<LanguageModel, LlmConfig>[];
+  readonly chain: readonly ResolvedProvider<LanguageModel, LlmBlock>[];
   readonly cursor: ProviderCursor;
   /** Messages for the request; tool rounds append to it through `onMessage`. */
   messages(): readonly ChatMessage[];

@@ -2,7 +2,7 @@ import { createAudioConverter } from '../audio/convert';
 import { type AudioFormat, type AudioFrame, durationMs, PIPELINE_FORMAT, sameFormat } from '../audio/format';
 import { createFrameAssembler } from '../audio/frame-assembler';
 import type { ResamplerFactory } from '../audio/resampler';
-import type { TtsConfig } from '../config/assistant';
+import type { TtsBlock } from '../config/assistant';
 import type { Clock } from '../contracts/clock';
 import { ProviderError } from '../contracts/errors';
 import type { TurnMetrics } from '../contracts/observer';
@@ -18,7 +18,7 @@ export interface ProviderCursor {
 }
 
 export interface SpeechOutputDeps {
-  readonly chain: readonly ResolvedProvider<TextToSpeech, TtsConfig>[];
+  readonly chain: readonly ResolvedProvider<TextToSpeech, TtsBlock>[];
   readonly cursor: ProviderCursor;
   readonly channelFormat: AudioFormat;
   readonly resamplers: ResamplerFactory;
@@ -39,7 +39,7 @@ export function pickTtsFormat(offered: readonly AudioFormat[], channelFormat: Au
 }
 
 interface OpenStream {
-  readonly provider: ResolvedProvider<TextToSpeech, TtsConfig>;
+  readonly provider: ResolvedProvider<TextToSpeech, TtsBlock>;
   readonly stream: TtsStream;
   readonly format: AudioFormat;
   /** TTS piece index → index in SpokenText. */

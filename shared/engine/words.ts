@@ -29,17 +29,15 @@ export function substantiveWordCount(text: string, backchannels: ReadonlySet<str
 }
 
 /**
- * True when every word of `heard` appears, in order and contiguously, in `spoken`: the caller's microphone
- * picked up the assistant's own voice. Needs at least one word.
+ * True when every word of `heard` is one the assistant just spoke: the caller's microphone picked up the
+ * assistant's own voice. Order is not required, because a paused and resumed playback echoes a word twice
+ * and an STT may drop one; a transcript with any word of the caller's own is not echo. Needs one word.
  */
 export function isEcho(heard: string, spoken: readonly string[]): boolean {
   const words = normalisedWords(heard);
-  if (words.length === 0 || spoken.length < words.length) return false;
-  outer: for (let i = 0; i + words.length <= spoken.length; i++) {
-    for (let j = 0; j < words.length; j++) if (spoken[i + j] !== words[j]) continue outer;
-    return true;
-  }
-  return false;
+  if (words.length === 0 || spoken.length === 0) return false;
+  const vocabulary = new Set(spoken);
+  return words.every((w) => vocabulary.has(w));
 }
 
 /** Join transcript pieces with single spaces. */

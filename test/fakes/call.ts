@@ -1,0 +1,118 @@
+import { loadWasmModulesNode } from '../../media-node/audio/wasm-node';
+import { type AudioFormat } from '../../shared/audio/format';
+import { createSpeexResamplerFactory } from '../../shared/audio/resampler';
+import type { ResamplerFactory } from '../../shared/audio/resampler';
+import { type AssistantConfigInput, parseAssistantConfig } from '../../shared/config/assistant';
+import type { ToolExecutor } from '../../shared/contracts/llm';
+import type { CallEvent, TurnMetrics } from '../../shared/contracts/observer';
+import type { VadFactory } from '../../shared/contracts/vad';
+import { createCommunication } from '../../shared/engine/communication';
+import { createProviderRegistry, noCredentials, resolveChain } from '../../shared/providers/registry';
+import { createWebRtcVadFactory } from '../../shared/vad/webrtc';
+import { createFakeChannel, type FakeChannelOptions } from './channel';
+import { createFakeClock } from './clock';
+import { createFakeLlm, type FakeLlmOptions } from './llm';
+import { createFakeStt, type FakeSttOptions } from './stt';
+import { createFakeTts, type FakeTtsOptions } from './tts';
+
+let shared: Promise<{ resamplers: ResamplerFactory; webrtc: VadFactory }> | undefined;
+
+/** One WASM instance per test process, as in production. */
+export function audioRuntime() {
+  shared ??= loadWasmModulesNode().then(async (m) => ({
+    resamplers: await createSpeexResamplerFactory(m.speexResampler),
+    webrtc: await createWebRtcVadFactory(m.fvad),
+  }));
+  return shared;
+}
+
+export interface CallSetup {
+  readonly config?: Partial<AssistantConfigInput>;
+  readonly llm?: Omit<FakeLlmOptions, 'clock'>;
+  /** Extra LLMs used as fallbacks, in order. */
+  readonly llmFallbacks?: Omit<FakeLlmOptions, 'clock'>[];
+  readonly stt?: Omit<FakeSttOptions, 'clock'>;
+  readonly sttFallbacks?: Omit<FakeSttOptions, 'clock'>[];
+  readonly tts?: Omit<FakeTtsOptions, 'clock'>;
+  readonly ttsFallbacks?: Omit<FakeTtsOptions, 'clock'>[];
+  readonly channel?: Omit<FakeChannelOptions, 'clock'> & { outputFormat?: AudioFormat };
+  readonly tools?: ToolExecutor;
+  readonly variables?: Record<string, string>;
+}
+
+/**
+ * A whole call on a fake clock: real engine, real WebRTC VAD and speex resampler, fake providers that
+ * speak and hear the tone alphabet, and an in-memory channel.
+ */
+export async function startCall(setup: CallSetup = {}) {
+  const { resamplers, webrtc } = await audioRuntime();
+  const clock = createFakeClock(1_000);
+  const registry = createProviderRegistry();
+
+  const llms = [setup.llm ?? { reply: () => 'okay' }, ...(setup.llmFallbacks ?? [])].map((o, i) => createFakeLlm({ id: `fake-llm-${i}`, ...o, clock }));
+  const stts = [setup.stt ?? {}, ...(setup.sttFallbacks ?? [])].map((o, i) => createFakeStt({ id: `fake-stt-${i}`, ...o, clock }));
+  const ttss = [setup.tts ?? {}, ...(setup.ttsFallbacks ?? [])].map((o, i) => createFakeTts({ id: `fake-tts-${i}`, ...o, clock }));
+  for (const x of llms) registry.llm.register(x.llm);
+  for (const x of stts) registry.stt.register(x.stt);
+  for (const x of ttss) registry.tts.register(x.tts);
+
+  const config = parseAssistantConfig({
+    prompt: 'You are a helpful test assistant.',
+    stt: { provider: 'fake-stt-0', fallbacks: stts.slice(1).map((s) => ({ provider: s.stt.id })) },
+    llm: { provider: 'fake-llm-0', fallbacks: llms.slice(1).map((l) => ({ provider: l.llm.id })) },
+    tts: { provider: 'fake-tts-0', fallbacks: ttss.slice(1).map((t) => ({ provider: t.tts.id })) },
+    vad: { provider: 'webrtc', webrtcMode: 2 },
+    ...setup.config,
+  });
+  const fake = createFakeChannel({ clock, ...setup.channel });
+  const events: CallEvent[] = [];
+  const vad = await webrtc({ threshold: config.vad.threshold, webrtcMode: config.vad.webrtcMode });
+  const comm = createCommunication({
+    callId: 'call-test',
+    config,
+    channel: fake.channel,
+    clock,
+    vad,
+    stt: await resolveChain(config.stt, registry.stt, noCredentials),
+    llm: await resolveChain(config.llm, registry.llm, noCredentials),
+    tts: await resolveChain(config.tts, registry.tts, noCredentials),
+    resamplers,
+    observer: { onEvent: (e) => events.push(e) },
+    tools: setup.tools,
+    variables: setup.variables,
+  });
+  await comm.start();
+
+  const of = <T extends CallEvent['type']>(type: T) => events.filter((e): e is Extract<CallEvent, { type: T }> => e.type === type);
+  return {
+    comm,
+    clock,
+    fake,
+    config,
+    events,
+    of,
+    llm: llms[0]!,
+    llms,
+    stt: stts[0]!,
+    stts,
+    tts: ttss[0]!,
+    ttss,
+    metrics: (): TurnMetrics[] => of('turnMetrics').map((e) => e.metrics),
+    /** Run the call for `ms` of virtual time. */
+    run: (ms: number) => clock.advance(ms),
+    /** Run until `predicate` holds (checked every 20 ms), at most `maxMs`. */
+    async runUntil(predicate: () => boolean, maxMs = 20_000): Promise<boolean> {
+      for (let t = 0; t < maxMs; t += 20) {
+        if (predicate()) return true;
+        await clock.advance(20);
+      }
+      return predicate();
+    },
+    async end(): Promise<void> {
+      await comm.end('test-done');
+      fake.stop();
+    },
+  };
+}
+
+export type TestCall = Awaited<ReturnType<typeof startCall>>;
