@@ -210,6 +210,9 @@ export type AssistantConfigInput = z.input<typeof AssistantConfig>;
 export type SttConfig = z.output<typeof SttConfig>;
 export type LlmConfig = z.output<typeof LlmConfig>;
 export type TtsConfig = z.output<typeof TtsConfig>;
+export type SttBlock = z.output<typeof sttBlock>;
+export type LlmBlock = z.output<typeof llmBlock>;
+export type TtsBlock = z.output<typeof ttsBlock>;
 export type ProviderBlock = z.output<typeof sttBlock> | z.output<typeof llmBlock> | z.output<typeof ttsBlock>;
 
 /** Parse and default an assistant configuration; a bad one yields a ConfigError listing every problem by path. */
