@@ -19,7 +19,7 @@ export interface FakeSttOptions {
   readonly ignoresFinalize?: boolean;
   /** Opening fails with this error. */
   readonly failOpen?: ProviderError;
-  /** After this many frames the session reports this error. */
+  /** After this many frames the first session reports this error (later sessions work). */
   readonly failAfterFrames?: { frames: number; error: ProviderError };
 }
 
@@ -47,6 +47,8 @@ export function createFakeStt(options: FakeSttOptions) {
       let silentMs = 0;
       let closed = false;
       let failed = false;
+      let frames = 0;
+      const session = stats.opened;
       const emit = (event: SttEvent) => {
         clock.setTimeout(() => !closed && onEvent(event), options.latencyMs ?? 0);
       };
@@ -66,7 +68,8 @@ export function createFakeStt(options: FakeSttOptions) {
         write(frame: AudioFrame) {
           if (closed || failed) return;
           stats.framesReceived++;
-          if (options.failAfterFrames && stats.framesReceived >= options.failAfterFrames.frames) {
+          frames++;
+          if (options.failAfterFrames && session === 1 && frames >= options.failAfterFrames.frames) {
             failed = true;
             emit({ type: 'error', error: options.failAfterFrames.error });
             return;
