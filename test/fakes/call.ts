@@ -61,7 +61,8 @@ export async function startCall(setup: CallSetup = {}) {
     stt: { provider: 'fake-stt-0', fallbacks: stts.slice(1).map((s) => ({ provider: s.stt.id })) },
     llm: { provider: 'fake-llm-0', fallbacks: llms.slice(1).map((l) => ({ provider: l.llm.id })) },
     tts: { provider: 'fake-tts-0', fallbacks: ttss.slice(1).map((t) => ({ provider: t.tts.id })) },
-    vad: { provider: 'webrtc', webrtcMode: 2 },
+    // Mode 1 voices every word of the tone alphabet on its own (mode 2 learns some steady tones as noise).
+    vad: { provider: 'webrtc', webrtcMode: 1 },
     ...setup.config,
   });
   const fake = createFakeChannel({ clock, ...setup.channel });

@@ -14,7 +14,7 @@ export const VOCABULARY = [
 export const UNKNOWN_WORD = '<unk>';
 const BASE_HZ = 300;
 const STEP_HZ = 75;
-export const TONE_AMPLITUDE = 0.3 * 32767;
+export const TONE_AMPLITUDE = 0.2 * 32767;
 /** Silence between two words: two frames, so at least one whole frame is silent whatever the alignment. */
 export const WORD_GAP_MS = 40;
 
