@@ -2,6 +2,7 @@ import { access } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
+import type * as OrtModule from 'onnxruntime-node';
 import { ConfigError } from '../../shared/contracts/errors';
 import type { Vad, VadFactory } from '../../shared/contracts/vad';
 
@@ -35,7 +36,7 @@ export function defaultSileroModelPath(): string {
   return join(dirname(packageJson), 'silero_vad_v5.onnx');
 }
 
-type Ort = typeof import('onnxruntime-node');
+type Ort = typeof OrtModule;
 interface SharedSession {
   readonly ort: Ort;
   readonly session: InferenceSession;

@@ -62,10 +62,10 @@ const PAGE_BYTES = 65_536;
 
 export async function instantiateEmscripten(module: WebAssembly.Module, layout: EmscriptenLayout): Promise<EmscriptenInstance> {
   // The imports run only after instantiation, when `heap` is set.
-  let heap: WasmHeap | undefined;
+  const bound: { heap?: WasmHeap } = {};
   const liveHeap = (): WasmHeap => {
-    if (!heap) throw new Error(`${layout.label}: WASM called an import during instantiation`);
-    return heap;
+    if (!bound.heap) throw new Error(`${layout.label}: WASM called an import during instantiation`);
+    return bound.heap;
   };
   const env: Record<string, WasmFunction> = {
     [layout.imports.resizeHeap]: (requestedBytes) => growHeap(liveHeap().memory, requestedBytes >>> 0),
@@ -85,7 +85,8 @@ export async function instantiateEmscripten(module: WebAssembly.Module, layout: 
   if (!(memory instanceof WebAssembly.Memory)) {
     throw new Error(`WASM_EXPORT_MISSING: export "${layout.exports.memory}" (${layout.label} memory) is not a memory`);
   }
-  heap = createWasmHeap(memory);
+  const heap = createWasmHeap(memory);
+  bound.heap = heap;
   wasmFunction(instance.exports, layout.exports.ctors, `${layout.label} ctors`)();
   return { exports: instance.exports, heap };
 }

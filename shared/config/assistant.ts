@@ -7,14 +7,18 @@ import { ConfigError } from '../contracts/errors';
  * project's default credential for that provider, then the environment, then `local`.
  */
 
-const SECRET_KEY = /(api[-_]?key|secret|token|password|authorization|bearer)/i;
+/** Option names that hold secrets ("maxTokens" is fine; "apiKey", "access_token", "token" are not). */
+function looksLikeSecret(key: string): boolean {
+  const k = key.toLowerCase().replace(/[-_ ]/g, '');
+  return k === 'key' || k === 'token' || /(apikey|secret|password|passwd|authorization|bearer|accesstoken|authtoken|privatekey|credentials?$)/.test(k);
+}
 
 const providerOptions = z
   .record(z.string(), z.unknown())
   .default({})
   .superRefine((options, ctx) => {
     for (const key of Object.keys(options)) {
-      if (SECRET_KEY.test(key)) {
+      if (looksLikeSecret(key)) {
         ctx.addIssue({
           code: 'custom',
           path: [key],
@@ -153,7 +157,7 @@ export const OutputConfig = z
     /** A playout mark is sent every this many ms of audio (channels that report marks). */
     markIntervalMs: z.number().int().min(20).max(2000).default(100),
     /** Most audio one turn may buffer ahead of playout (bounded memory); the LLM is throttled beyond it. */
-    maxBufferedMs: z.number().int().min(1000).max(600_000).default(120_000),
+    maxBufferedMs: z.number().int().min(5000).max(600_000).default(120_000),
   })
   .default({ leadMs: 200, markIntervalMs: 100, maxBufferedMs: 120_000 });
 

@@ -1,49 +1,54 @@
 /**
  * Cuts the LLM's token stream into speakable pieces for TTS. The first piece goes out at the first clause
- * boundary (so speech starts early); later pieces at sentence ends, or at clause ends once they are long.
+ * boundary, or after `firstMaxChars` at a space when the model writes no punctuation (so speech starts
+ * early); later pieces at sentence ends, or at clause ends once they are long.
  * A boundary counts only when whitespace follows it, so "3.5" and "e.g." mid-stream are not cut.
  */
 export interface ChunkerOptions {
   /** Shortest first piece (characters) worth sending at a clause boundary. */
   readonly firstMinChars: number;
+  /** The first piece is cut at a space once this long without a boundary (voice starts sooner). */
+  readonly firstMaxChars: number;
   /** Later pieces are cut at clause boundaries once this long. */
   readonly clauseMinChars: number;
   /** Hard cut at a space when a piece grows this long without punctuation. */
   readonly maxChars: number;
 }
 
-export const DEFAULT_CHUNKER: ChunkerOptions = { firstMinChars: 12, clauseMinChars: 60, maxChars: 220 };
+export const DEFAULT_CHUNKER: ChunkerOptions = { firstMinChars: 12, firstMaxChars: 48, clauseMinChars: 60, maxChars: 220 };
 
 const SENTENCE_END = new Set(['.', '!', '?', '…', '。', '！', '？']);
 const CLAUSE_END = new Set([',', ';', ':', '—', '–', '、', '，']);
-const ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'dr', 'st', 'vs', 'etc', 'e.g', 'i.e', 'no', 'jr', 'sr']);
+const ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'dr', 'st', 'vs', 'etc', 'e.g', 'i.e', 'jr', 'sr']);
 
 export function createChunker(options: ChunkerOptions = DEFAULT_CHUNKER) {
   let buffer = '';
   let emitted = 0;
 
   function cutIndex(): number {
-    // Scan for the last usable boundary followed by whitespace.
-    let cut = -1;
-    for (let i = 0; i < buffer.length - 1; i++) {
+    // The first usable boundary followed by whitespace, within maxChars: the same cut whether the text came
+    // token by token or in one block (push() loops, so a block yields every piece it holds).
+    const limit = emitted === 0 ? Math.min(options.firstMaxChars, options.maxChars) : options.maxChars;
+    const end = Math.min(buffer.length - 1, limit - 1);
+    for (let i = 0; i < end; i++) {
       const ch = buffer[i]!;
       const next = buffer[i + 1]!;
       if (next !== ' ' && next !== '\n' && next !== '\t') continue;
       const len = i + 1;
       if (SENTENCE_END.has(ch)) {
         if (ch === '.' && isAbbreviation(buffer, i)) continue;
-        cut = len;
+        return len;
       } else if (CLAUSE_END.has(ch)) {
-        if (len >= (emitted === 0 ? options.firstMinChars : options.clauseMinChars)) cut = len;
+        if (len >= (emitted === 0 ? options.firstMinChars : options.clauseMinChars)) return len;
       } else if (ch === '\n' && len >= options.firstMinChars) {
-        cut = len;
+        return len;
       }
     }
-    if (cut < 0 && buffer.length >= options.maxChars) {
-      const space = buffer.lastIndexOf(' ', options.maxChars);
-      if (space > 0) cut = space + 1;
+    if (buffer.length >= limit) {
+      const space = buffer.lastIndexOf(' ', limit - 1);
+      if (space > 0) return space + 1;
     }
-    return cut;
+    return -1;
   }
 
   return {

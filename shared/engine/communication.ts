@@ -264,6 +264,9 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     for (const d of decisions) {
       switch (d.type) {
         case 'speechStarted':
+          // A new utterance: transcripts of the previous one (a late final) must not count towards barge-in.
+          utteranceFinals = [];
+          utteranceInterim = '';
           observer.onEvent({ type: 'userSpeechStarted', atMs: d.atMs });
           handleTimers(timers.onInput({ type: 'userActivity', atMs: d.atMs }));
           break;

@@ -1,5 +1,5 @@
 import type { TurnDecision, TurnDetector, TurnInput } from '../contracts/turn';
-import { joinText } from './words';
+import { joinText, normalisedWords } from './words';
 
 export interface EndpointingOptions {
   readonly silenceMs: number;
@@ -29,6 +29,8 @@ export function createEndpointing(options: EndpointingOptions): TurnDetector {
   let interim = '';
   let lastFinalAt: number | undefined;
   let preemptiveText: string | undefined;
+  /** Text committed without its final: the STT's late final for the same words must not open a new turn. */
+  let lateFinalOf: string | undefined;
 
   const currentText = () => joinText([...finals, interim]);
 
@@ -112,6 +114,10 @@ export function createEndpointing(options: EndpointingOptions): TurnDetector {
           return NONE;
         case 'final': {
           const text = input.text.trim();
+          const late = lateFinalOf;
+          lateFinalOf = undefined;
+          // The answer to a finalize we stopped waiting for: its words already went out with that turn.
+          if (late !== undefined && !speaking && finals.length === 0 && containsWords(late, text)) return NONE;
           if (text) finals.push(text);
           interim = '';
           lastFinalAt = input.atMs;
@@ -133,8 +139,10 @@ export function createEndpointing(options: EndpointingOptions): TurnDetector {
           if (awaitingFinalSince === undefined || input.atMs - awaitingFinalSince < options.finalWaitMs) return NONE;
           const text = currentText();
           const out: TurnDecision[] = [];
-          if (text) commit(text, out);
-          else resetTurn(); // Sound without words (a cough, a door): no turn.
+          if (text) {
+            commit(text, out);
+            lateFinalOf = text;
+          } else resetTurn(); // Sound without words (a cough, a door): no turn.
           return out;
         }
       }
@@ -146,4 +154,15 @@ export function createEndpointing(options: EndpointingOptions): TurnDetector {
       resetTurn();
     },
   };
+}
+
+/** Every word of `part` appears in `whole`, in order (a late final repeats the committed words or fewer). */
+function containsWords(whole: string, part: string): boolean {
+  const w = normalisedWords(whole);
+  let i = 0;
+  for (const word of normalisedWords(part)) {
+    while (i < w.length && w[i] !== word) i++;
+    if (i++ >= w.length) return false;
+  }
+  return true;
 }

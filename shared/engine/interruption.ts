@@ -127,6 +127,8 @@ export function createInterruptionPolicy(options: InterruptionOptions, recentAss
           return resume();
       }
     },
-    nextDeadline: () => (phase === 'paused' ? pausedAt + options.falseInterruptionMs : undefined),
+    // While the caller is voiced a tick cannot resume (the first silent frame does): no deadline, or a past one
+    // would have the engine re-arm a zero-delay timer until they stop.
+    nextDeadline: () => (phase === 'paused' && !voicedNow ? pausedAt + options.falseInterruptionMs : undefined),
   };
 }

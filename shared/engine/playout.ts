@@ -179,6 +179,7 @@ export function createPlayout(channel: Channel, clock: Clock, options: PlayoutOp
       sendIndex = Math.min(sendIndex, heard);
       channelEndAt = now;
       epoch++;
+      endMarkSent = false; // an end mark sent before the clear carries the old epoch: the replay needs its own
       return heard * options.frameMs;
     },
     resume(): void {

@@ -37,8 +37,8 @@ export type ReplyOutcome = 'done' | 'cancelled' | 'failed';
 export async function runReply(deps: ReplyDeps): Promise<ReplyOutcome> {
   for (let round = 0; round <= deps.maxToolRounds; round++) {
     const chunker = createChunker();
-    let text = '';
-    let calls: ToolCall[] = [];
+    let text: string;
+    let calls: ToolCall[];
     let retried = false;
     for (;;) {
       const provider = deps.chain[deps.cursor.index];

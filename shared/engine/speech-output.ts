@@ -65,7 +65,8 @@ export function createSpeechOutput(deps: SpeechOutputDeps) {
     const format = pickTtsFormat(provider.impl.capabilities.outputFormats, deps.channelFormat);
     const block = provider.block;
     const pieceMap: number[] = [];
-    let opened: OpenStream | undefined;
+    // Events may arrive before `stream()` returns: they wait for the stream's record.
+    const ref: { current?: OpenStream } = {};
     const stream = provider.impl.stream(
       {
         voice: block.voice,
@@ -78,11 +79,12 @@ export function createSpeechOutput(deps: SpeechOutputDeps) {
         signal: deps.signal,
       },
       (event) => {
-        if (opened) onEvent(opened, event);
-        else queueMicrotask(() => opened && onEvent(opened, event));
+        const s = ref.current;
+        if (s) onEvent(s, event);
+        else queueMicrotask(() => ref.current && onEvent(ref.current, event));
       },
     );
-    opened = {
+    const opened: OpenStream = {
       provider,
       stream,
       format,
@@ -91,6 +93,7 @@ export function createSpeechOutput(deps: SpeechOutputDeps) {
       // A batch TTS may deliver a whole sentence in one chunk.
       assembler: createFrameAssembler(deps.channelFormat, { maxBufferedMs: MAX_TTS_CHUNK_MS }),
     };
+    ref.current = opened;
     deps.metrics.providers.tts = provider.impl.id;
     return opened;
   }
