@@ -141,3 +141,32 @@ describe('silero VAD (v5 ONNX)', () => {
     await expect(missing(OPTIONS)).rejects.toThrow(/SILERO_MODEL_MISSING: .*\/nonexistent\/silero_vad_v5\.onnx.*npm ci/);
   });
 });
+
+describe('silero VAD: many calls share one batched model run', () => {
+  it('Vads run concurrently (batched) report exactly what each reports alone', async (ctx) => {
+    const skip = await requireEspeak();
+    if (skip) return ctx.skip(skip);
+    const speech = await speak16k('Batching must not mix up the calls.', resamplers);
+    const signals = [
+      concat([silence(10), speech.subarray(0, Math.floor(speech.length / FRAME) * FRAME), silence(10)]),
+      concat([harmonicTone(RATE, 140, 60 * FRAME, 0.4), silence(40)]),
+      concat([silence(30), speech.subarray(0, 40 * FRAME), silence(30)]),
+    ].map((s) => s.subarray(0, 100 * FRAME));
+    const alone: number[][] = [];
+    for (const s of signals) {
+      const vad = await silero(OPTIONS);
+      alone.push(await probabilities(vad, s));
+      vad.close();
+    }
+    const vads = await Promise.all(signals.map(() => silero(OPTIONS)));
+    const together: number[][] = signals.map(() => []);
+    for (let f = 0; f < 100; f++) {
+      // Every call's frame is submitted before any is awaited: their windows share model runs.
+      const results = await Promise.all(vads.map((v, i) => v.process(signals[i]!.subarray(f * FRAME, (f + 1) * FRAME))));
+      results.forEach((p, i) => together[i]!.push(p));
+    }
+    for (const v of vads) v.close();
+    expect(together).toEqual(alone);
+    expect(max(alone[0]!)).toBeGreaterThan(0.9); // the comparison covers real speech, not only silence
+  });
+});
