@@ -19,7 +19,7 @@ import { createInboundQueue } from './inbound-queue';
 import { createInterruptionPolicy, type InterruptionDecision } from './interruption';
 import { completeTurnMetrics, newTurnMetrics, type OverheadMarks } from './metrics';
 import { createPlayout } from './playout';
-import { runReply } from './reply';
+import { type ReplyOutcome, runReply } from './reply';
 import { createSpeechOutput, type ProviderCursor, type SpeechOutput } from './speech-output';
 import { createSpokenText, type SpokenText } from './spoken-text';
 import { createCallTimers, type CallTimerDecision } from './timers';
@@ -55,8 +55,11 @@ interface AssistantTurn {
   readonly output: SpeechOutput;
   readonly interruptible: boolean;
   readonly hangupAfter: string | undefined;
-  /** Preemptive reply: generated but held back until the end of the turn confirms its transcript. */
-  held: { text: string; pieces: string[] } | undefined;
+  /**
+   * Preemptive reply: generated but held back until the end of the turn confirms its transcript. Its pieces,
+   * tool-round messages and outcome wait here; a discarded reply leaves nothing behind.
+   */
+  held: { text: string; pieces: string[]; messages: ChatMessage[]; outcome: ReplyOutcome | undefined } | undefined;
   pausedHeardMs: number | undefined;
   over: boolean;
 }
@@ -97,6 +100,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   let turn: AssistantTurn | undefined;
   let previousTurnWords: string[] = [];
   let pendingUserText: string | undefined;
+  let pendingUserSource: 'speech' | 'dtmf' = 'speech';
   /** The caller's current utterance as the STT has it (finals so far + interim). */
   let utteranceFinals: string[] = [];
   let utteranceInterim = '';
@@ -158,18 +162,24 @@ export function createCommunication(deps: CommunicationDeps): Communication {
 
   // ---- inbound audio ----
   async function drainInbound(): Promise<void> {
-    for (let frame = inbound.shift(); frame; frame = inbound.shift()) {
-      if (ended) return;
-      stt?.write(frame);
-      const result = deps.vad.process(pcm16View(frame.data));
-      const probability = typeof result === 'number' ? result : await result;
-      if (ended) return;
-      const voiced = probability >= config.vad.threshold;
-      const now = clock.now();
-      handleTurnDecisions(turnDetector.onInput({ type: 'vad', voiced, atMs: now }));
-      handleInterruption(interruption.onInput({ type: 'vad', voiced, atMs: now }));
+    try {
+      for (let frame = inbound.shift(); frame; frame = inbound.shift()) {
+        if (ended) return;
+        stt?.write(frame);
+        const result = deps.vad.process(pcm16View(frame.data));
+        const probability = typeof result === 'number' ? result : await result;
+        if (ended) return;
+        const voiced = probability >= config.vad.threshold;
+        const now = clock.now();
+        handleTurnDecisions(turnDetector.onInput({ type: 'vad', voiced, atMs: now }));
+        handleInterruption(interruption.onInput({ type: 'vad', voiced, atMs: now }));
+      }
+      reschedule();
+    } finally {
+      // Cleared at once, not when the promise settles: with a synchronous VAD the frames a channel delivers in
+      // one burst arrive before that, and would wait for the next burst.
+      inbound.draining = false;
     }
-    reschedule();
   }
 
   function onAudio(frame: AudioFrame): void {
@@ -178,9 +188,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     if (dropped) observer.onEvent({ type: 'inboundOverflow', droppedFrames: dropped, atMs: clock.now() });
     if (!inbound.draining) {
       inbound.draining = true;
-      drainInbound()
-        .catch((error) => reportError('stt', deps.vad.id, asProviderError(`vad-${deps.vad.id}`, error), 'ignored'))
-        .finally(() => (inbound.draining = false));
+      drainInbound().catch((error) => reportError('stt', deps.vad.id, asProviderError(`vad-${deps.vad.id}`, error), 'ignored'));
     }
   }
 
@@ -236,11 +244,15 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     switch (event.type) {
       case 'interim':
         utteranceInterim = event.text;
+        transcriptToInterruption(now);
         handleTurnDecisions(turnDetector.onInput({ type: 'interim', text: event.text, atMs: now }));
         break;
       case 'final':
         if (event.text.trim()) utteranceFinals.push(event.text);
         utteranceInterim = '';
+        // Barge-in first: a final that brings the caller's first words and also ends their turn must interrupt
+        // the assistant before the turn is handled, or the turn would be dropped as if it were a backchannel.
+        transcriptToInterruption(now);
         handleTurnDecisions(turnDetector.onInput({ type: 'final', text: event.text, atMs: now }));
         break;
       case 'endOfTurn':
@@ -252,11 +264,12 @@ export function createCommunication(deps: CommunicationDeps): Communication {
         void onSttFailure(providerId, event.error);
         return;
     }
-    if (event.type === 'interim' || event.type === 'final') {
-      const text = joinText([...utteranceFinals, utteranceInterim]);
-      if (text) handleInterruption(interruption.onInput({ type: 'transcript', text, atMs: now }));
-    }
     reschedule();
+  }
+
+  function transcriptToInterruption(now: number): void {
+    const text = joinText([...utteranceFinals, utteranceInterim]);
+    if (text) handleInterruption(interruption.onInput({ type: 'transcript', text, atMs: now }));
   }
 
   // ---- decisions ----
@@ -272,6 +285,9 @@ export function createCommunication(deps: CommunicationDeps): Communication {
           break;
         case 'speechEnded':
           observer.onEvent({ type: 'userSpeechEnded', atMs: d.atMs });
+          // Sound that makes no turn (a cough) must not leave the idle clock stopped: it runs again from the end of
+          // the sound, and the reply to a real turn stops it again.
+          if (!turn) handleTimers(timers.onInput({ type: 'assistantFinished', atMs: d.atMs }));
           break;
         case 'finalize':
           stt?.finalize();
@@ -339,6 +355,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
       // The assistant still holds the floor (the caller's words did not interrupt it: backchannel, echo,
       // or interruptions off). Backchannels and echo are dropped; anything else waits for its turn.
       if (interruption.phase !== 'idle' && config.interruption.enabled && source === 'speech') return;
+      if (pendingUserText === undefined || source === 'dtmf') pendingUserSource = source;
       pendingUserText = joinText([pendingUserText ?? '', text]);
       return;
     }
@@ -434,10 +451,11 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     t.metrics.sttFinal = opts.sttFinalMs;
     t.marks.endOfTurnAt = opts.endOfTurnAt;
     if (opts.preemptive) {
-      t.held = { text: userText, pieces: [] };
+      t.held = { text: userText, pieces: [], messages: [], outcome: undefined };
       t.metrics.preemptive = true;
     }
-    const messages = () => (t.held ? [...history, { role: 'user' as const, content: userText }] : history);
+    // While held, the caller's words go before the reply's own tool rounds (which join the history on adoption).
+    const messages = () => (t.held ? [...history, { role: 'user' as const, content: userText }, ...t.held.messages] : history);
     runReply({
       chain: deps.llm,
       cursor: llmCursor,
@@ -450,23 +468,25 @@ export function createCommunication(deps: CommunicationDeps): Communication {
       marks: t.marks,
       onPiece: (piece) => speakPiece(t, piece),
       onMessage: (message) => {
-        if (!t.over) history.push(message);
+        if (t.over) return;
+        if (t.held) t.held.messages.push(message);
+        else history.push(message);
       },
       onToolResult: (call, result) => observer.onEvent({ type: 'toolCall', name: call.name, arguments: call.arguments, result, atMs: clock.now() }),
       onError: (provider, error, action) => reportError('llm', provider, error, action),
     })
       .then((outcome) => {
         if (t.over || turn !== t) return;
-        if (outcome === 'failed') {
-          say(config.fallbackMessage, 'fallback');
-          return;
-        }
-        if (outcome === 'done') {
-          if (t.held) t.held.pieces.push('\u0000end');
-          else t.output.end();
-        }
+        // A held reply waits for the end of the turn, even to fail: the caller may still be speaking.
+        if (t.held) t.held.outcome = outcome;
+        else finishReply(t, outcome);
       })
       .catch((error) => reportError('llm', t.metrics.providers.llm ?? 'llm', asProviderError('engine', error), 'ignored'));
+  }
+
+  function finishReply(t: AssistantTurn, outcome: ReplyOutcome): void {
+    if (outcome === 'failed') say(config.fallbackMessage, 'fallback');
+    else if (outcome === 'done') t.output.end();
   }
 
   async function speakPiece(t: AssistantTurn, piece: string): Promise<void> {
@@ -488,10 +508,10 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     t.metrics.userSpeechEnd = speechEndMs;
     t.metrics.sttFinal = sttFinalMs;
     t.marks.endOfTurnAt = endOfTurnAt;
-    for (const piece of held.pieces) {
-      if (piece === '\u0000end') t.output.end();
-      else t.output.push(piece);
-    }
+    // The caller's message is in the history now: the reply's tool rounds follow it.
+    history.push(...held.messages);
+    for (const piece of held.pieces) t.output.push(piece);
+    if (held.outcome) finishReply(t, held.outcome);
     reschedule();
   }
 
@@ -531,7 +551,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     if (pendingUserText) {
       const text = pendingUserText;
       pendingUserText = undefined;
-      onUserTurn(text, 'speech');
+      onUserTurn(text, pendingUserSource);
     }
     reschedule();
   }
@@ -570,9 +590,11 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   async function hangup(reason: string): Promise<void> {
     try {
       await channel.hangup(reason);
-    } finally {
-      await end(reason);
+    } catch {
+      // The carrier refused or the line is already gone: the call is over for us either way (and this runs
+      // un-awaited from the end of a turn, so a rejection here would be an unhandled one).
     }
+    await end(reason);
   }
 
   async function end(reason: string): Promise<void> {

@@ -109,7 +109,7 @@ export async function runReply(deps: ReplyDeps): Promise<ReplyOutcome> {
     if (deps.signal.aborted) return 'cancelled';
     if (calls.length === 0 || !deps.tools || round === deps.maxToolRounds) return 'done';
     // The words spoken before the tool call stay in this turn's spoken text, which becomes the final assistant message.
-    deps.onMessage({ role: 'assistant', content: '', toolCalls: calls });
+    const results: ChatMessage[] = [];
     for (const call of calls) {
       let result: string;
       try {
@@ -118,9 +118,14 @@ export async function runReply(deps: ReplyDeps): Promise<ReplyOutcome> {
         if (deps.signal.aborted) return 'cancelled';
         result = `Error: ${thrown instanceof Error ? thrown.message : String(thrown)}`;
       }
+      // A tool that ignored the abort: its turn is over (or the call is), nothing more is reported or asked.
+      if (deps.signal.aborted) return 'cancelled';
       deps.onToolResult(call, result);
-      deps.onMessage({ role: 'tool', content: result, toolCallId: call.id });
+      results.push({ role: 'tool', content: result, toolCallId: call.id });
     }
+    // The call and its results join the history together: a round cut short leaves no unanswered tool call.
+    deps.onMessage({ role: 'assistant', content: '', toolCalls: calls });
+    for (const message of results) deps.onMessage(message);
   }
   return 'done';
 }

@@ -26,7 +26,8 @@ function latenessClock(samples: number[]): Clock {
 }
 
 /**
- * Concurrent calls in real time on this one process (one core): each caller talks every few seconds, the
+ * Concurrent calls in real time on this one process (one core; the energy-based scripted STT stands in for a
+ * remote STT): each caller talks every few seconds, the
  * assistant answers, audio flows both ways every 20 ms. Outbound jitter = how late the engine's pacing
  * timers fire; a call is fine while the p99 stays ≤ 5 ms (the 200 ms lead absorbs far more).
  */
@@ -34,11 +35,22 @@ export async function benchCapacityStep(calls: number, seconds: number): Promise
   const lateness: number[] = [];
   const engineClock = latenessClock(lateness);
   let framesOut = 0;
-  const running = await Promise.all(
-    Array.from({ length: calls }, () =>
-      benchCall({ engineClock, worldClock: systemClock, reply: 'it is sunny and warm today thanks', channel: { markDelayMs: 30 } }),
-    ),
-  );
+  // Calls start spread over one 20 ms frame period, as real calls' packets are: no two calls share a phase
+  // by construction (which would make every call's frame land in the same millisecond).
+  const running: Awaited<ReturnType<typeof benchCall>>[] = [];
+  for (let i = 0; i < calls; i++) {
+    running.push(
+      await benchCall({
+        engineClock,
+        worldClock: systemClock,
+        reply: 'it is sunny and warm today thanks',
+        channel: { markDelayMs: 30 },
+        scriptedStt: 'what is the weather today',
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 20 / calls));
+  }
+  lateness.length = 0;
   const talk = running.map(({ fake }, i) => {
     // Stagger the callers so turns do not all line up.
     const handles: ReturnType<typeof setTimeout>[] = [];

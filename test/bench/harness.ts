@@ -11,6 +11,7 @@ import { createFakeChannel, type FakeChannelOptions } from '../fakes/channel';
 import { createFakeLlm } from '../fakes/llm';
 import { createFakeStt } from '../fakes/stt';
 import { createFakeTts } from '../fakes/tts';
+import { createScriptedStt } from './scripted-stt';
 
 let runtime: Promise<{ resamplers: SpeexResamplerFactory; webrtc: VadFactory }> | undefined;
 export function audioRuntime() {
@@ -29,6 +30,8 @@ export interface BenchCallOptions {
   readonly channel?: Omit<FakeChannelOptions, 'clock'>;
   readonly config?: Partial<AssistantConfigInput>;
   readonly onEvent?: (event: CallEvent) => void;
+  /** Use the cheap energy-based STT (load tests) instead of the tone-decoding one. */
+  readonly scriptedStt?: string;
 }
 
 /** A call with zero-latency fake providers; the engine, VAD and resampler are the real ones. */
@@ -36,7 +39,7 @@ export async function benchCall(options: BenchCallOptions) {
   const { resamplers, webrtc } = await audioRuntime();
   const world = options.worldClock ?? options.engineClock;
   const registry = createProviderRegistry();
-  registry.stt.register(createFakeStt({ clock: world }).stt);
+  registry.stt.register(options.scriptedStt ? createScriptedStt(world, options.scriptedStt) : createFakeStt({ clock: world }).stt);
   registry.llm.register(createFakeLlm({ clock: world, reply: () => options.reply ?? 'okay sure' }).llm);
   registry.tts.register(createFakeTts({ clock: world }).tts);
   const config = parseAssistantConfig({

@@ -42,14 +42,28 @@ async function main(): Promise<void> {
   const capacitySeconds = env('BENCH_CAPACITY_SECONDS', 8);
   const maxCalls = env('BENCH_MAX_CALLS', 800);
   log('calls   frames out   jitter p50   jitter p99   cpu %');
-  for (let calls = 25; calls <= maxCalls; calls *= 2) {
+  const within = (s: CapacityStep) => s.jitterP99Ms <= 5 && s.cpuPercent <= 95;
+  const measure = async (calls: number) => {
     const step = await benchCapacityStep(calls, capacitySeconds);
     steps.push(step);
     log(`${String(calls).padStart(5)} ${String(step.framesOut).padStart(12)} ${fmt(step.jitterP50Ms, 2).padStart(12)} ${fmt(step.jitterP99Ms, 2).padStart(12)} ${fmt(step.cpuPercent, 1).padStart(7)}`);
-    if (step.jitterP99Ms > 5 || step.cpuPercent > 95) break;
+    return within(step);
+  };
+  // Double until a step misses, then bisect once between the last good and the first bad count.
+  let good = 0;
+  let bad = 0;
+  for (let calls = 25; calls <= maxCalls; calls *= 2) {
+    if (await measure(calls)) good = calls;
+    else {
+      bad = calls;
+      break;
+    }
   }
-  const ok = steps.filter((s) => s.jitterP99Ms <= 5 && s.cpuPercent <= 95);
-  const capacity = ok.at(-1)?.calls ?? 0;
+  if (bad > 0 && good > 0 && bad - good > 25) {
+    const middle = Math.round((good + bad) / 2 / 25) * 25;
+    if (await measure(middle)) good = middle;
+  }
+  const capacity = good;
   log(`highest tested load within bounds: ${capacity} concurrent calls on one core`);
 
   const result = { startedAt, node: process.version, overhead, audio, capacity: { steps, callsWithinBounds: capacity } };

@@ -3,9 +3,10 @@ import { type AudioFormat } from '../../shared/audio/format';
 import { createSpeexResamplerFactory } from '../../shared/audio/resampler';
 import type { ResamplerFactory } from '../../shared/audio/resampler';
 import { type AssistantConfigInput, parseAssistantConfig } from '../../shared/config/assistant';
+import type { Channel } from '../../shared/contracts/channel';
 import type { ToolExecutor } from '../../shared/contracts/llm';
 import type { CallEvent, TurnMetrics } from '../../shared/contracts/observer';
-import type { VadFactory } from '../../shared/contracts/vad';
+import type { Vad, VadFactory } from '../../shared/contracts/vad';
 import { createCommunication } from '../../shared/engine/communication';
 import { createProviderRegistry, noCredentials, resolveChain } from '../../shared/providers/registry';
 import { createWebRtcVadFactory } from '../../shared/vad/webrtc';
@@ -38,6 +39,12 @@ export interface CallSetup {
   readonly channel?: Omit<FakeChannelOptions, 'clock'> & { outputFormat?: AudioFormat };
   readonly tools?: ToolExecutor;
   readonly variables?: Record<string, string>;
+  /** A VAD of the test's own (default: the real WebRTC VAD). */
+  readonly vad?: Vad;
+  /** Passed to the engine as `maxInboundFrames` (default: the engine's). */
+  readonly maxInboundFrames?: number;
+  /** Wrap the fake channel before the engine gets it (to observe or alter what crosses it). */
+  readonly wrapChannel?: (channel: Channel) => Channel;
 }
 
 /**
@@ -67,11 +74,11 @@ export async function startCall(setup: CallSetup = {}) {
   });
   const fake = createFakeChannel({ clock, ...setup.channel });
   const events: CallEvent[] = [];
-  const vad = await webrtc({ threshold: config.vad.threshold, webrtcMode: config.vad.webrtcMode });
+  const vad = setup.vad ?? (await webrtc({ threshold: config.vad.threshold, webrtcMode: config.vad.webrtcMode }));
   const comm = createCommunication({
     callId: 'call-test',
     config,
-    channel: fake.channel,
+    channel: setup.wrapChannel ? setup.wrapChannel(fake.channel) : fake.channel,
     clock,
     vad,
     stt: await resolveChain(config.stt, registry.stt, noCredentials),
@@ -81,6 +88,7 @@ export async function startCall(setup: CallSetup = {}) {
     observer: { onEvent: (e) => events.push(e) },
     tools: setup.tools,
     variables: setup.variables,
+    maxInboundFrames: setup.maxInboundFrames,
   });
   await comm.start();
 

@@ -11,6 +11,8 @@ export interface FakeLlmOptions {
   readonly reply: (messages: readonly ChatMessage[]) => ScriptedReply;
   readonly firstTokenDelayMs?: number;
   readonly tokenDelayMs?: number;
+  /** The stream throws this error once this many text tokens were sent (a provider failing mid-answer). */
+  readonly failAfterTokens?: { tokens: number; error: ProviderError };
 }
 
 function abortError(): Error {
@@ -49,6 +51,7 @@ export function createFakeLlm(options: FakeLlmOptions) {
         const { text, toolCalls } = typeof reply === 'string' ? { text: reply, toolCalls: undefined } : reply;
         const tokens = (text ?? '').match(/\S+\s*/g) ?? [];
         for (let i = 0; i < tokens.length; i++) {
+          if (options.failAfterTokens && i >= options.failAfterTokens.tokens) throw options.failAfterTokens.error;
           if (i > 0) await sleep(options.tokenDelayMs ?? 0, signal);
           yield { type: 'text', text: tokens[i]! };
         }

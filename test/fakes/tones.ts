@@ -44,8 +44,23 @@ export interface WordSpan {
   readonly endMs: number;
 }
 
-/** PCM16 for a sequence of words at `sampleRateHz`, with a word gap after each word; and the word spans. */
+const synthesized = new Map<string, { pcm: Int16Array; spans: WordSpan[] }>();
+
+/**
+ * PCM16 for a sequence of words at `sampleRateHz`, with a word gap after each word; and the word spans.
+ * Results are cached (read them, never write to them): benchmarks speak the same lines thousands of times.
+ */
 export function synthesizeWords(words: readonly string[], sampleRateHz: number): { pcm: Int16Array; spans: WordSpan[] } {
+  const key = `${sampleRateHz}|${words.join(' ')}`;
+  let cached = synthesized.get(key);
+  if (!cached) {
+    cached = synthesize(words, sampleRateHz);
+    if (synthesized.size < 1000) synthesized.set(key, cached);
+  }
+  return cached;
+}
+
+function synthesize(words: readonly string[], sampleRateHz: number): { pcm: Int16Array; spans: WordSpan[] } {
   let totalMs = 0;
   for (const w of words) totalMs += wordToneMs(w) + WORD_GAP_MS;
   const pcm = new Int16Array(Math.round((totalMs * sampleRateHz) / 1000));
