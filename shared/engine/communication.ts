@@ -136,10 +136,16 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   let timerAt = Infinity;
   function reschedule(): void {
     if (ended) return;
+    // Runs on every frame: no arrays, just the earliest of the policies' deadlines.
     let at = Infinity;
-    for (const d of [turnDetector.nextDeadline(), interruption.nextDeadline(), timers.nextDeadline(), dtmf.nextDeadline()]) {
-      if (d !== undefined && d < at) at = d;
-    }
+    const d1 = turnDetector.nextDeadline();
+    if (d1 !== undefined && d1 < at) at = d1;
+    const d2 = interruption.nextDeadline();
+    if (d2 !== undefined && d2 < at) at = d2;
+    const d3 = timers.nextDeadline();
+    if (d3 !== undefined && d3 < at) at = d3;
+    const d4 = dtmf.nextDeadline();
+    if (d4 !== undefined && d4 < at) at = d4;
     if (at === timerAt) return;
     if (timer !== undefined) clock.clearTimeout(timer);
     timer = undefined;
@@ -161,35 +167,57 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   }
 
   // ---- inbound audio ----
+  /** One VAD result, in frame order. */
+  function onVadResult(probability: number): void {
+    if (ended) return;
+    const voiced = probability >= config.vad.threshold;
+    const now = clock.now();
+    handleTurnDecisions(turnDetector.onInput({ type: 'vad', voiced, atMs: now }));
+    handleInterruption(interruption.onInput({ type: 'vad', voiced, atMs: now }));
+    reschedule();
+  }
+
+  /** Frames that arrived while an asynchronous VAD (Silero) was busy, in order. */
   async function drainInbound(): Promise<void> {
     try {
       for (let frame = inbound.shift(); frame; frame = inbound.shift()) {
         if (ended) return;
-        stt?.write(frame);
         const result = deps.vad.process(pcm16View(frame.data));
-        const probability = typeof result === 'number' ? result : await result;
-        if (ended) return;
-        const voiced = probability >= config.vad.threshold;
-        const now = clock.now();
-        handleTurnDecisions(turnDetector.onInput({ type: 'vad', voiced, atMs: now }));
-        handleInterruption(interruption.onInput({ type: 'vad', voiced, atMs: now }));
+        onVadResult(typeof result === 'number' ? result : await result);
       }
-      reschedule();
     } finally {
-      // Cleared at once, not when the promise settles: with a synchronous VAD the frames a channel delivers in
-      // one burst arrive before that, and would wait for the next burst.
       inbound.draining = false;
     }
   }
 
   function onAudio(frame: AudioFrame): void {
     if (ended) return;
-    const dropped = inbound.push(frame);
-    if (dropped) observer.onEvent({ type: 'inboundOverflow', droppedFrames: dropped, atMs: clock.now() });
-    if (!inbound.draining) {
-      inbound.draining = true;
-      drainInbound().catch((error) => reportError('stt', deps.vad.id, asProviderError(`vad-${deps.vad.id}`, error), 'ignored'));
+    // The STT hears every frame at once, even while the VAD is behind.
+    stt?.write(frame);
+    if (inbound.draining) {
+      const dropped = inbound.push(frame);
+      if (dropped) observer.onEvent({ type: 'inboundOverflow', droppedFrames: dropped, atMs: clock.now() });
+      return;
     }
+    let result: number | Promise<number>;
+    try {
+      result = deps.vad.process(pcm16View(frame.data));
+    } catch (error) {
+      reportError('stt', deps.vad.id, asProviderError(`vad-${deps.vad.id}`, error), 'ignored');
+      return;
+    }
+    // The hot path: a synchronous VAD (WebRTC) costs no promise per frame.
+    if (typeof result === 'number') return onVadResult(result);
+    inbound.draining = true;
+    result
+      .then((probability) => {
+        onVadResult(probability);
+        return drainInbound();
+      })
+      .catch((error) => {
+        inbound.draining = false;
+        reportError('stt', deps.vad.id, asProviderError(`vad-${deps.vad.id}`, error), 'ignored');
+      });
   }
 
   // ---- STT ----

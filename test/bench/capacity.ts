@@ -44,7 +44,7 @@ export async function benchCapacityStep(calls: number, seconds: number): Promise
         engineClock,
         worldClock: systemClock,
         reply: 'it is sunny and warm today thanks',
-        channel: { markDelayMs: 30 },
+        channel: { markDelayMs: 30, recordPlayed: false },
         scriptedStt: 'what is the weather today',
       }),
     );
@@ -64,7 +64,7 @@ export async function benchCapacityStep(calls: number, seconds: number): Promise
   const elapsedMs = performance.now() - start;
   for (const handles of talk) handles.forEach(clearTimeout);
   for (const { comm, fake } of running) {
-    framesOut += fake.played.length;
+    framesOut += fake.stats.played;
     await comm.end('bench-done');
     fake.stop();
   }

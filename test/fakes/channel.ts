@@ -14,6 +14,8 @@ export interface FakeChannelOptions {
   readonly echoGain?: number;
   /** Inbound frames (by index) lost before they reach the runtime. */
   readonly dropInbound?: (frameIndex: number) => boolean;
+  /** Keep every played frame for `heardWords` (default); load benchmarks turn it off and only count. */
+  readonly recordPlayed?: boolean;
 }
 
 interface Played {
@@ -31,6 +33,7 @@ export function createFakeChannel(options: FakeChannelOptions) {
   const { clock } = options;
   const outputFormat = options.outputFormat ?? PIPELINE_FORMAT;
   const inSamples = samplesPerFrame(PIPELINE_FORMAT);
+  const SILENCE = new Int16Array(inSamples);
   let handlers: ChannelHandlers | undefined;
   const farQueue: ({ frame: AudioFrame } | { mark: string })[] = [];
   const played: Played[] = [];
@@ -38,7 +41,7 @@ export function createFakeChannel(options: FakeChannelOptions) {
   let inboundIndex = 0;
   let running = false;
   let lastPlayed: AudioFrame | undefined;
-  const stats = { plays: 0, clears: 0, marksSent: 0, marksReported: [] as string[], maxLeadMs: 0, hangups: [] as string[], inboundSent: 0 };
+  const stats = { played: 0, plays: 0, clears: 0, marksSent: 0, marksReported: [] as string[], maxLeadMs: 0, hangups: [] as string[], inboundSent: 0 };
 
   const queuedMs = () => farQueue.reduce((n, item) => n + ('frame' in item ? 20 : 0), 0);
 
@@ -54,13 +57,15 @@ export function createFakeChannel(options: FakeChannelOptions) {
     while (farQueue[0] && 'mark' in farQueue[0]) reportMark((farQueue.shift() as { mark: string }).mark);
     const item = farQueue.shift();
     if (item && 'frame' in item) {
-      played.push({ atMs: clock.now(), frame: item.frame });
+      stats.played++;
+      if (options.recordPlayed !== false) played.push({ atMs: clock.now(), frame: item.frame });
       lastPlayed = item.frame;
     }
     while (farQueue[0] && 'mark' in farQueue[0]) reportMark((farQueue.shift() as { mark: string }).mark);
     // Caller: speak the next scripted frame, or silence.
     const speech = callerScript.shift();
-    const pcm = speech ?? new Int16Array(inSamples);
+    // Silence is one shared, never-written frame (the runtime only reads inbound audio); echo needs its own.
+    const pcm = speech ?? (options.echoGain ? new Int16Array(inSamples) : SILENCE);
     if (options.echoGain && lastPlayed) {
       const echo = pcm16View(lastPlayed.data);
       for (let i = 0; i < pcm.length && i < echo.length; i++) pcm[i] = Math.max(-32768, Math.min(32767, pcm[i]! + echo[i]! * options.echoGain));
