@@ -6,7 +6,7 @@ import type { Channel } from '../contracts/channel';
 import type { Clock, TimerHandle } from '../contracts/clock';
 import { asProviderError, type ProviderError } from '../contracts/errors';
 import type { ChatMessage, LanguageModel, ToolExecutor } from '../contracts/llm';
-import type { AssistantTurnKind, CallObserver, Stage, TurnMetrics } from '../contracts/observer';
+import { type AssistantTurnKind, type CallObserver, combineObservers, type Stage, type TurnMetrics } from '../contracts/observer';
 import type { SpeechToText, SttEvent, SttSession } from '../contracts/stt';
 import type { TextToSpeech } from '../contracts/tts';
 import type { TurnDecision } from '../contracts/turn';
@@ -59,7 +59,7 @@ interface AssistantTurn {
    * Preemptive reply: generated but held back until the end of the turn confirms its transcript. Its pieces,
    * tool-round messages and outcome wait here; a discarded reply leaves nothing behind.
    */
-  held: { text: string; pieces: string[]; messages: ChatMessage[]; outcome: ReplyOutcome | undefined } | undefined;
+  held: { text: string; pieces: string[]; messages: ChatMessage[]; outcome: ReplyOutcome | undefined; release(adopted: boolean): void; released: Promise<boolean> } | undefined;
   pausedHeardMs: number | undefined;
   over: boolean;
 }
@@ -80,7 +80,9 @@ const BACKPRESSURE_POLL_MS = 100;
  * it imports (endpointing, interruption, playout, timers); this file only routes events and decisions.
  */
 export function createCommunication(deps: CommunicationDeps): Communication {
-  const { config, channel, clock, observer } = deps;
+  const { config, channel, clock } = deps;
+  // A failing sink (logger, tracer, store) must never break the call.
+  const observer = combineObservers(deps.observer);
   const variables = { ...config.variables, ...deps.variables };
   const history: ChatMessage[] = deps.history ? [...deps.history] : [];
   if (!history.some((m) => m.role === 'system')) history.unshift({ role: 'system', content: fillTemplate(config.prompt, variables) });
@@ -88,6 +90,8 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   const sttCursor: ProviderCursor = { index: 0 };
   const llmCursor: ProviderCursor = { index: 0 };
   const ttsCursor: ProviderCursor = { index: 0 };
+  /** Every TTS of the chain failed: the assistant has no voice left, so the call ends after this turn. */
+  let ttsExhausted = false;
   let stt: SttSession | undefined;
   let sttRetries = 0;
   let sttGeneration = 0;
@@ -479,7 +483,9 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     t.metrics.sttFinal = opts.sttFinalMs;
     t.marks.endOfTurnAt = opts.endOfTurnAt;
     if (opts.preemptive) {
-      t.held = { text: userText, pieces: [], messages: [], outcome: undefined };
+      let release!: (adopted: boolean) => void;
+      const released = new Promise<boolean>((r) => (release = r));
+      t.held = { text: userText, pieces: [], messages: [], outcome: undefined, release, released };
       t.metrics.preemptive = true;
     }
     // While held, the caller's words go before the reply's own tool rounds (which join the history on adoption).
@@ -502,6 +508,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
       },
       onToolResult: (call, result) => observer.onEvent({ type: 'toolCall', name: call.name, arguments: call.arguments, result, atMs: clock.now() }),
       onError: (provider, error, action) => reportError('llm', provider, error, action),
+      mayRunTools: () => (t.held ? t.held.released : Promise.resolve(!t.over)),
     })
       .then((outcome) => {
         if (t.over || turn !== t) return;
@@ -533,6 +540,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   function adoptPreemptive(t: AssistantTurn, speechEndMs: number | undefined, sttFinalMs: number | undefined, endOfTurnAt: number): void {
     const held = t.held!;
     t.held = undefined;
+    held.release(true);
     t.metrics.userSpeechEnd = speechEndMs;
     t.metrics.sttFinal = sttFinalMs;
     t.marks.endOfTurnAt = endOfTurnAt;
@@ -553,6 +561,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     t.output.cancel();
     interruption.onInput({ type: 'assistantIdle', turnId: t.id, atMs: clock.now() });
     if (t.held) {
+      t.held.release(false);
       if (turn === t) turn = undefined;
       return; // Never spoken: nothing to record.
     }
@@ -566,13 +575,14 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   function completeTurn(t: AssistantTurn, atMs: number): void {
     if (t.over) return;
     t.over = true;
-    const text = t.spoken.fullText();
+    // Only what was voiced: pieces a failed TTS never spoke were not heard.
+    const text = t.spoken.voicedText();
     if (text) recordAssistant(t, text, false);
     emitMetrics(t);
     interruption.onInput({ type: 'assistantIdle', turnId: t.id, atMs });
     turn = undefined;
-    if (t.hangupAfter) {
-      void hangup(t.hangupAfter);
+    if (t.hangupAfter || ttsExhausted) {
+      void hangup(t.hangupAfter ?? 'tts-unavailable');
       return;
     }
     handleTimers(timers.onInput({ type: 'assistantFinished', atMs }));
@@ -595,6 +605,8 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   }
 
   function reportError(stage: Stage, provider: string, error: ProviderError, action: 'retry' | 'fallback' | 'fallbackMessage' | 'ignored'): void {
+    if (ended) return; // Late failures of a finished call (a VAD or STT settling after the end) are noise.
+    if (stage === 'tts' && action === 'ignored' && ttsCursor.index >= deps.tts.length) ttsExhausted = true;
     observer.onEvent({ type: 'providerError', stage, provider, error, action });
   }
 
@@ -615,17 +627,12 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   }
 
   // ---- lifecycle ----
+  /** End from our side: stop everything, then hang up the line (a failing carrier changes nothing for us). */
   async function hangup(reason: string): Promise<void> {
-    try {
-      await channel.hangup(reason);
-    } catch {
-      // The carrier refused or the line is already gone: the call is over for us either way (and this runs
-      // un-awaited from the end of a turn, so a rejection here would be an unhandled one).
-    }
-    await end(reason);
+    await finish(reason, true);
   }
 
-  async function end(reason: string): Promise<void> {
+  async function finish(reason: string, hangUpLine: boolean): Promise<void> {
     if (ended) return;
     if (turn) cancelTurn(turn, 'ended');
     ended = true;
@@ -640,6 +647,13 @@ export function createCommunication(deps: CommunicationDeps): Communication {
       // The call is over; a provider that fails to close cleanly changes nothing for the caller.
     }
     deps.vad.close();
+    if (hangUpLine) {
+      try {
+        await channel.hangup(reason);
+      } catch {
+        // The carrier refused or the line is already gone: the call is over for us either way.
+      }
+    }
     observer.onEvent({ type: 'callEnded', callId: deps.callId, reason, atMs: clock.now() });
     resolveEnded(reason);
   }
@@ -647,7 +661,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   return {
     history,
     ended: endedPromise,
-    end,
+    end: hangup,
     async start() {
       const now = clock.now();
       observer.onEvent({ type: 'callStarted', callId: deps.callId, atMs: now });
@@ -657,7 +671,8 @@ export function createCommunication(deps: CommunicationDeps): Communication {
         onAudio,
         onDtmf,
         onMark: (name) => playout.onMark(name),
-        onClose: (reason) => void end(reason),
+        // The far end is gone: nothing to hang up.
+        onClose: (reason) => void finish(reason, false),
       });
       if (config.greeting && wordCount(config.greeting) > 0) say(config.greeting, 'greeting');
       else handleTimers(timers.onInput({ type: 'assistantFinished', atMs: now }));

@@ -25,6 +25,11 @@ export interface ReplyDeps {
   onMessage(message: ChatMessage): void;
   onToolResult(call: ToolCall, result: string): void;
   onError(provider: string, error: ProviderError, action: 'retry' | 'fallback' | 'fallbackMessage' | 'ignored'): void;
+  /**
+   * Resolves true when tools may run. A speculative (preemptive) reply waits here until the caller's turn
+   * confirms it, so a reply that is thrown away never had side effects; false means it was thrown away.
+   */
+  mayRunTools?(): Promise<boolean>;
 }
 
 export type ReplyOutcome = 'done' | 'cancelled' | 'failed';
@@ -109,6 +114,8 @@ export async function runReply(deps: ReplyDeps): Promise<ReplyOutcome> {
     if (deps.signal.aborted) return 'cancelled';
     if (calls.length === 0 || !deps.tools || round === deps.maxToolRounds) return 'done';
     // The words spoken before the tool call stay in this turn's spoken text, which becomes the final assistant message.
+    if (deps.mayRunTools && !(await deps.mayRunTools())) return 'cancelled';
+    if (deps.signal.aborted) return 'cancelled';
     const results: ChatMessage[] = [];
     for (const call of calls) {
       let result: string;

@@ -45,6 +45,10 @@ export function createSpokenText() {
     fullText(): string {
       return joinText(pieces.map((p) => p.text));
     },
+    /** The text of the pieces that got audio (all of it, unless a TTS failed with nothing to replace it). */
+    voicedText(): string {
+      return joinText(pieces.filter((p) => p.startMs !== undefined).map((p) => p.text));
+    },
     /** Pieces with no audio yet (to re-send to a fallback TTS). */
     unvoicedPieces(): { index: number; text: string }[] {
       const out: { index: number; text: string }[] = [];

@@ -5,7 +5,7 @@ import type { ResamplerFactory } from '../../shared/audio/resampler';
 import { type AssistantConfigInput, parseAssistantConfig } from '../../shared/config/assistant';
 import type { Channel } from '../../shared/contracts/channel';
 import type { ToolExecutor } from '../../shared/contracts/llm';
-import type { CallEvent, TurnMetrics } from '../../shared/contracts/observer';
+import type { CallEvent, CallObserver, TurnMetrics } from '../../shared/contracts/observer';
 import type { Vad, VadFactory } from '../../shared/contracts/vad';
 import { createCommunication } from '../../shared/engine/communication';
 import { createProviderRegistry, noCredentials, resolveChain } from '../../shared/providers/registry';
@@ -39,6 +39,8 @@ export interface CallSetup {
   readonly channel?: Omit<FakeChannelOptions, 'clock'> & { outputFormat?: AudioFormat };
   readonly tools?: ToolExecutor;
   readonly variables?: Record<string, string>;
+  /** A second observer behind the recording one (e.g. a sink under test). */
+  readonly observer?: CallObserver;
   /** A VAD of the test's own (default: the real WebRTC VAD). */
   readonly vad?: Vad;
   /** Passed to the engine as `maxInboundFrames` (default: the engine's). */
@@ -85,7 +87,12 @@ export async function startCall(setup: CallSetup = {}) {
     llm: await resolveChain(config.llm, registry.llm, noCredentials),
     tts: await resolveChain(config.tts, registry.tts, noCredentials),
     resamplers,
-    observer: { onEvent: (e) => events.push(e) },
+    observer: {
+      onEvent(e) {
+        events.push(e);
+        setup.observer?.onEvent(e);
+      },
+    },
     tools: setup.tools,
     variables: setup.variables,
     maxInboundFrames: setup.maxInboundFrames,

@@ -219,7 +219,7 @@ describe('tool calls', () => {
     await call.end();
   });
 
-  it('a discarded preemptive reply leaves none of its tool messages in the history', async () => {
+  it('a discarded preemptive reply never runs its tools and leaves none of its tool messages in the history', async () => {
     const ref = clockRef();
     const { tools, executed } = fakeTools({ clock: ref.clock });
     const call = await startCall({
@@ -229,10 +229,13 @@ describe('tool calls', () => {
     });
     ref.set(call);
     const spokenMs = call.fake.say('what is');
-    await call.run(spokenMs + 350); // preemptive reply (with its tool round) on "what is"
-    expect(executed.map((e) => e.call.id)).toEqual(['call-2']);
+    await call.run(spokenMs + 350); // preemptive reply on "what is": its tool call waits for the turn to be confirmed
+    expect(call.llm.stats.requests).toHaveLength(1);
+    expect(executed).toEqual([]);
     call.fake.say('the weather today');
     await call.runUntil(() => call.of('assistantMessage').length === 1, 8000);
+    // Only the confirmed reply's tool ran: the speculative one had no side effects.
+    expect(executed.map((e) => e.call.id)).toEqual(['call-5']);
     expect(call.comm.history.slice(1)).toEqual([
       { role: 'user', content: 'what is the weather today' },
       { role: 'assistant', content: '', toolCalls: [{ ...WEATHER_CALL, id: 'call-5' }] },
