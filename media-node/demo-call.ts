@@ -9,12 +9,14 @@ import { systemClock } from '../shared/contracts/clock';
 import type { CallEvent, TurnMetrics } from '../shared/contracts/observer';
 import { createCommunication } from '../shared/engine/communication';
 import { createProviderRegistry, noCredentials, resolveChain } from '../shared/providers/registry';
+import { createVadFor } from '../shared/vad/select';
 import { createWebRtcVadFactory } from '../shared/vad/webrtc';
 import { createFakeChannel } from '../test/fakes/channel';
 import { createFakeLlm, lastUserText } from '../test/fakes/llm';
 import { createFakeStt } from '../test/fakes/stt';
 import { createFakeTts } from '../test/fakes/tts';
 import { loadWasmModulesNode } from './audio/wasm-node';
+import { createSileroVadFactory } from './vad/silero';
 
 const STORY = 'once upon a time there was a dragon and the dragon was warm and the dragon was sunny';
 
@@ -76,7 +78,7 @@ export async function runDemoCall(print: (line: string) => void = console.log): 
     config,
     channel: line.channel,
     clock,
-    vad: await vadFactory({ threshold: config.vad.threshold, webrtcMode: config.vad.webrtcMode }),
+    vad: await createVadFor(config.vad, { webrtc: vadFactory, silero: createSileroVadFactory() }),
     stt: await resolveChain(config.stt, registry.stt, noCredentials),
     llm: await resolveChain(config.llm, registry.llm, noCredentials),
     tts: await resolveChain(config.tts, registry.tts, noCredentials),

@@ -214,6 +214,7 @@ export type AssistantConfigInput = z.input<typeof AssistantConfig>;
 export type SttConfig = z.output<typeof SttConfig>;
 export type LlmConfig = z.output<typeof LlmConfig>;
 export type TtsConfig = z.output<typeof TtsConfig>;
+export type VadConfig = z.output<typeof VadConfig>;
 export type SttBlock = z.output<typeof sttBlock>;
 export type LlmBlock = z.output<typeof llmBlock>;
 export type TtsBlock = z.output<typeof ttsBlock>;
