@@ -4,7 +4,7 @@ import { MULAW_8K, PIPELINE_FORMAT, pcm16View } from '../../shared/audio/format'
 import { createFrameAssembler } from '../../shared/audio/frame-assembler';
 import { mulawEncode } from '../../shared/audio/g711';
 import type { Vad } from '../../shared/contracts/vad';
-import { audioRuntime } from './harness';
+import { audioRuntime } from '../fakes/call';
 
 export interface AudioPathResult {
   vad: 'webrtc' | 'silero';

@@ -1,26 +1,14 @@
-import { loadWasmModulesNode } from '../../media-node/audio/wasm-node';
-import { createSpeexResamplerFactory, type SpeexResamplerFactory } from '../../shared/audio/resampler';
 import { type AssistantConfigInput, parseAssistantConfig } from '../../shared/config/assistant';
 import type { Clock } from '../../shared/contracts/clock';
 import type { CallEvent } from '../../shared/contracts/observer';
-import type { VadFactory } from '../../shared/contracts/vad';
 import { createCommunication } from '../../shared/engine/communication';
 import { createProviderRegistry, noCredentials, resolveChain } from '../../shared/providers/registry';
-import { createWebRtcVadFactory } from '../../shared/vad/webrtc';
 import { createFakeChannel, type FakeChannelOptions } from '../fakes/channel';
 import { createFakeLlm } from '../fakes/llm';
 import { createFakeStt } from '../fakes/stt';
 import { createFakeTts } from '../fakes/tts';
+import { audioRuntime } from '../fakes/call';
 import { createScriptedStt } from './scripted-stt';
-
-let runtime: Promise<{ resamplers: SpeexResamplerFactory; webrtc: VadFactory }> | undefined;
-export function audioRuntime() {
-  runtime ??= loadWasmModulesNode().then(async (m) => ({
-    resamplers: await createSpeexResamplerFactory(m.speexResampler),
-    webrtc: await createWebRtcVadFactory(m.fvad),
-  }));
-  return runtime;
-}
 
 export interface BenchCallOptions {
   readonly engineClock: Clock;

@@ -1,6 +1,6 @@
 import type { TurnMetrics } from '../../shared/contracts/observer';
 import { benchCall, percentile } from './harness';
-import { createTurboClock } from './turbo-clock';
+import { createFakeClock } from '../fakes/clock';
 
 export interface StageOverheadResult {
   turns: number;
@@ -13,7 +13,7 @@ export interface StageOverheadResult {
  * speech through VAD and STT, reply through TTS and playout) on a clock that skips idle time.
  */
 export async function benchStageOverhead(turns: number, log: (line: string) => void): Promise<StageOverheadResult> {
-  const clock = createTurboClock();
+  const clock = createFakeClock(0, { realTime: true });
   const samples: NonNullable<TurnMetrics['overheadMs']>[] = [];
   let completed = 0;
   const { comm, fake } = await benchCall({
