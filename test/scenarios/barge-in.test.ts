@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { lastUserText } from '../fakes/llm';
 import { startCall } from '../fakes/call';
+import { splitWords, synthesizeWords } from '../fakes/tones';
 
 const STORY = 'once upon a time there was a dragon and the dragon was warm and the dragon was sunny';
+/** Length of the story's audio as the fake TTS makes it, in whole 20 ms frames (the last one padded). */
+const storyMs = () => Math.ceil(synthesizeWords(splitWords(STORY), 16_000).pcm.length / 320) * 20;
 
 /** A call where the caller asks for a story and the assistant is mid-answer after `speakMs`. */
 async function callMidStory(extra: Parameters<typeof startCall>[0] = {}) {
@@ -20,17 +23,19 @@ describe('barge-in', () => {
     const call = await callMidStory();
     await call.run(1500); // ~1.5 s of the story plays
     const playedBefore = call.fake.playedMs();
-    call.fake.say('stop');
+    // A backchannel first (pauses, does not confirm), then a real word (confirms).
+    call.fake.say('okay stop');
     const pausedAt = await call.runUntil(() => call.of('interruption').some((e) => e.phase === 'paused'), 2000);
     expect(pausedAt).toBe(true);
     const pause = call.of('interruption').find((e) => e.phase === 'paused')!;
-    // Step 1: output stops within the lead (≤ 200 ms of audio already handed over) of the pause.
     expect(call.fake.stats.clears).toBeGreaterThan(0);
-    const playedAfterPause = call.fake.played.filter((p) => p.atMs > pause.atMs).length;
-    expect(playedAfterPause).toBe(0);
 
     await call.runUntil(() => call.of('interruption').some((e) => e.phase === 'confirmed'), 3000);
     expect(call.of('interruption').map((e) => e.phase)).toEqual(['paused', 'confirmed']);
+    const confirm = call.of('interruption').find((e) => e.phase === 'confirmed')!;
+    // Step 1 silenced the caller's line at once: nothing played between the pause and the confirmation.
+    expect(confirm.atMs - pause.atMs).toBeGreaterThan(100);
+    expect(call.fake.played.filter((p) => p.atMs > pause.atMs && p.atMs <= confirm.atMs)).toHaveLength(0);
     // Step 2: generation cancelled.
     expect(call.tts.stats.cancelled).toBeGreaterThan(0);
 
@@ -44,7 +49,7 @@ describe('barge-in', () => {
     expect(playedBefore).toBeGreaterThan(0);
 
     // The caller's words become the next turn.
-    await call.runUntil(() => call.comm.history.some((m) => m.role === 'user' && m.content === 'stop'));
+    await call.runUntil(() => call.comm.history.some((m) => m.role === 'user' && m.content === 'okay stop'));
     await call.runUntil(() => call.of('assistantMessage').length === 2);
     expect(call.comm.history.at(-1)).toMatchObject({ role: 'assistant', content: 'okay sure' });
     await call.end();
@@ -56,9 +61,14 @@ describe('barge-in', () => {
     call.fake.say('uh-huh');
     await call.runUntil(() => call.of('interruption').some((e) => e.phase === 'resumed'), 4000);
     expect(call.of('interruption').map((e) => e.phase)).toEqual(['paused', 'resumed']);
+    const [paused, resumed] = call.of('interruption');
+    // Silence while paused...
+    expect(call.fake.played.filter((p) => p.atMs > paused!.atMs && p.atMs < resumed!.atMs)).toHaveLength(0);
     await call.runUntil(() => call.of('assistantMessage').length === 1, 20_000);
-    // Every word of the story reached the caller exactly once, in order.
+    // ...then every word of the story reached the caller exactly once, in order, and no audio was lost or
+    // repeated around the pause (to within one 20 ms frame of the far end's clock phase).
     expect(call.fake.heardWords()).toEqual(STORY.split(' '));
+    expect(Math.abs(call.fake.playedMs() - storyMs())).toBeLessThanOrEqual(20);
     const story = call.comm.history.find((m) => m.role === 'assistant')!;
     expect(story).toMatchObject({ content: STORY });
     expect(story.interrupted).toBeUndefined();
@@ -80,6 +90,7 @@ describe('barge-in', () => {
     expect(resumed.atMs - paused.atMs).toBeLessThan(1700);
     await call.runUntil(() => call.of('assistantMessage').length === 1, 20_000);
     expect(call.fake.heardWords()).toEqual(STORY.split(' '));
+    expect(Math.abs(call.fake.playedMs() - storyMs())).toBeLessThanOrEqual(20);
     await call.end();
   });
 
