@@ -1,0 +1,46 @@
+import { z } from 'zod';
+import { ConfigError } from '../../shared/contracts/errors';
+
+const url = (schemes: string[]) =>
+  z.string().refine((v) => {
+    try {
+      return schemes.includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL starting with ${schemes.join(' or ')}//`);
+
+/** Every environment variable the media node reads, with its default. Unknown variables are ignored. */
+export const NodeEnv = z.object({
+  /** PostgreSQL; unset = embedded PGlite in DATA_DIR/pglite. */
+  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  /** Redis; unset = in-memory cache (single node). */
+  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  /** Where embedded data and generated secrets live. */
+  DATA_DIR: z.string().min(1).default('.data'),
+  /** `auto`: apply migrations at start-up (always done on PGlite); `off`: run `npm run db:migrate` yourself. */
+  MIGRATE: z.enum(['auto', 'off']).default('off'),
+  /** Seals provider credentials (AES-256-GCM). At least 32 characters. */
+  SECRET_KEY: z.string().min(32, 'must be at least 32 characters (e.g. `openssl rand -base64 48`)').optional(),
+  /** Signs node-to-node calls (`POST /internal/prewarm`). At least 32 characters. */
+  INTERNAL_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** The admin API key; unset = generated at first start, printed once, stored hashed. */
+  ADMIN_API_KEY: z.string().min(24, 'must be at least 24 characters').optional(),
+  PUBLIC_BASE_URL: url(['https:', 'http:']).optional(),
+  PUBLIC_ASSISTANT_HOST: z.string().min(1).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+export type NodeEnv = z.output<typeof NodeEnv>;
+
+/** Parse the process environment; every problem is listed by variable name in one error. */
+export function parseNodeEnv(env: Readonly<Record<string, string | undefined>>): NodeEnv {
+  // Empty strings count as unset (a blank line in a .env file).
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = NodeEnv.safeParse(cleaned);
+  if (result.success) return result.data;
+  throw new ConfigError(
+    'ENV_INVALID',
+    'the environment is invalid',
+    result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+  );
+}
