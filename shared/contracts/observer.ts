@@ -34,11 +34,12 @@ export type CallEvent =
   | { readonly type: 'userSpeechStarted'; readonly atMs: number }
   | { readonly type: 'userSpeechEnded'; readonly atMs: number }
   | { readonly type: 'userMessage'; readonly text: string; readonly atMs: number; readonly source: 'speech' | 'dtmf' }
-  | { readonly type: 'assistantMessage'; readonly turnId: number; readonly text: string; readonly interrupted: boolean; readonly atMs: number }
+  /** `text` is what the caller heard (the history entry); `generatedText` all the turn had produced when it ended. */
+  | { readonly type: 'assistantMessage'; readonly turnId: number; readonly text: string; readonly generatedText: string; readonly interrupted: boolean; readonly atMs: number }
   | { readonly type: 'interruption'; readonly phase: 'paused' | 'confirmed' | 'resumed'; readonly turnId: number; readonly atMs: number }
   | { readonly type: 'turnMetrics'; readonly metrics: Readonly<TurnMetrics> }
   | { readonly type: 'providerError'; readonly stage: Stage; readonly provider: string; readonly error: ProviderError; readonly action: 'retry' | 'fallback' | 'fallbackMessage' | 'ignored' }
-  | { readonly type: 'toolCall'; readonly name: string; readonly arguments: string; readonly result: string; readonly atMs: number }
+  | { readonly type: 'toolCall'; readonly id: string; readonly name: string; readonly arguments: string; readonly result: string; readonly atMs: number }
   | { readonly type: 'idleReprompt'; readonly count: number; readonly atMs: number }
   | { readonly type: 'dtmf'; readonly digits: string; readonly atMs: number }
   | { readonly type: 'inboundOverflow'; readonly droppedFrames: number; readonly atMs: number }

@@ -506,7 +506,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
         if (t.held) t.held.messages.push(message);
         else history.push(message);
       },
-      onToolResult: (call, result) => observer.onEvent({ type: 'toolCall', name: call.name, arguments: call.arguments, result, atMs: clock.now() }),
+      onToolResult: (call, result) => observer.onEvent({ type: 'toolCall', id: call.id, name: call.name, arguments: call.arguments, result, atMs: clock.now() }),
       onError: (provider, error, action) => reportError('llm', provider, error, action),
       mayRunTools: () => (t.held ? t.held.released : Promise.resolve(!t.over)),
     })
@@ -597,7 +597,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   function recordAssistant(t: AssistantTurn, text: string, interrupted: boolean): void {
     previousTurnWords = normalisedWords(text);
     history.push(interrupted ? { role: 'assistant', content: text, interrupted: true } : { role: 'assistant', content: text });
-    observer.onEvent({ type: 'assistantMessage', turnId: t.id, text, interrupted, atMs: clock.now() });
+    observer.onEvent({ type: 'assistantMessage', turnId: t.id, text, generatedText: t.spoken.fullText(), interrupted, atMs: clock.now() });
   }
 
   function emitMetrics(t: AssistantTurn): void {

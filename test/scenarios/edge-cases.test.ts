@@ -400,7 +400,7 @@ describe('the end of a call', () => {
     await call.run(5000);
     expect(call.events).toHaveLength(count);
     expect(call.stt.stats.closed).toBe(1);
-    expect(call.of('assistantMessage')).toEqual([{ type: 'assistantMessage', turnId: 1, text: expect.any(String), interrupted: true, atMs: 1300 }]);
+    expect(call.of('assistantMessage')).toEqual([{ type: 'assistantMessage', turnId: 1, text: expect.any(String), generatedText: expect.any(String), interrupted: true, atMs: 1300 }]);
   });
 
   it('a carrier that fails to hang up still ends the call (no unhandled rejection)', async () => {
