@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // CI logs name every test, so they show which backends (PGlite, PostgreSQL, memory, Redis) really ran.
+    reporters: process.env.CI === 'true' ? ['verbose'] : ['default'],
   },
 });

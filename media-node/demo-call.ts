@@ -6,7 +6,7 @@
 import { createSpeexResamplerFactory } from '../shared/audio/resampler';
 import { parseAssistantConfig } from '../shared/config/assistant';
 import { systemClock } from '../shared/contracts/clock';
-import type { CallEvent, TurnMetrics } from '../shared/contracts/observer';
+import { type CallEvent, type CallObserver, combineObservers, type TurnMetrics } from '../shared/contracts/observer';
 import { createCommunication } from '../shared/engine/communication';
 import { createProviderRegistry, noCredentials, resolveChain } from '../shared/providers/registry';
 import { createVadFor } from '../shared/vad/select';
@@ -20,7 +20,26 @@ import { createSileroVadFactory } from './vad/silero';
 
 const STORY = 'once upon a time there was a dragon and the dragon was warm and the dragon was sunny';
 
-export async function runDemoCall(print: (line: string) => void = console.log): Promise<TurnMetrics[]> {
+/** The demo assistant (its providers are the test doubles registered below). */
+export const DEMO_ASSISTANT = {
+  name: 'Demo assistant',
+  prompt: 'You are a friendly demo assistant.',
+  greeting: 'hello welcome',
+  stt: { provider: 'fake-stt' },
+  llm: { provider: 'fake-llm' },
+  tts: { provider: 'fake-tts' },
+  vad: { provider: 'webrtc', webrtcMode: 1 },
+  idle: { timeoutMs: 0 },
+} as const;
+
+export interface DemoCallOptions {
+  readonly print?: (line: string) => void;
+  /** Another observer of the call (the node's call recorder). */
+  readonly observer?: CallObserver;
+}
+
+export async function runDemoCall(options: DemoCallOptions = {}): Promise<TurnMetrics[]> {
+  const print = options.print ?? console.log;
   const clock = systemClock;
   const wasm = await loadWasmModulesNode();
   const resamplers = await createSpeexResamplerFactory(wasm.speexResampler);
@@ -43,15 +62,7 @@ export async function runDemoCall(print: (line: string) => void = console.log): 
   registry.llm.register(llm);
   registry.tts.register(tts);
 
-  const config = parseAssistantConfig({
-    prompt: 'You are a friendly demo assistant.',
-    greeting: 'hello welcome',
-    stt: { provider: stt.id },
-    llm: { provider: llm.id },
-    tts: { provider: tts.id },
-    vad: { provider: 'webrtc', webrtcMode: 1 },
-    idle: { timeoutMs: 0 },
-  });
+  const config = parseAssistantConfig(DEMO_ASSISTANT);
   const line = createFakeChannel({ clock, markDelayMs: 40 });
   const start = clock.now();
   const t = (ms: number) => `${((ms - start) / 1000).toFixed(2).padStart(6)} s`;
@@ -83,12 +94,15 @@ export async function runDemoCall(print: (line: string) => void = console.log): 
     llm: await resolveChain(config.llm, registry.llm, noCredentials),
     tts: await resolveChain(config.tts, registry.tts, noCredentials),
     resamplers,
-    observer: {
-      onEvent(e) {
-        const text = describe(e);
-        if (text) print(text);
+    observer: combineObservers(
+      {
+        onEvent(e) {
+          const text = describe(e);
+          if (text) print(text);
+        },
       },
-    },
+      ...(options.observer ? [options.observer] : []),
+    ),
   });
 
   print('Demo call: the caller and the providers are test doubles speaking a tone alphabet; the engine is real.\n');

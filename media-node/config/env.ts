@@ -25,7 +25,7 @@ export const NodeEnv = z.object({
   /** Signs node-to-node calls (`POST /internal/prewarm`). At least 32 characters. */
   INTERNAL_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /** The admin API key; unset = generated at first start, printed once, stored hashed. */
-  ADMIN_API_KEY: z.string().min(24, 'must be at least 24 characters').optional(),
+  ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   PUBLIC_BASE_URL: url(['https:', 'http:']).optional(),
   PUBLIC_ASSISTANT_HOST: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
