@@ -181,9 +181,13 @@ export interface ConversationStore {
   end(id: string, end?: ConversationEnd): Promise<Conversation | undefined>;
   /**
    * Newest first. `beforeId` pages: the conversations created before that one (keyset on the database's
-   * own (created_at, id), so no timestamp precision is lost in a JS Date cursor).
+   * own (created_at, id), so no timestamp precision is lost in a JS Date cursor). `assistantId` keeps only
+   * that assistant's conversations.
    */
-  listByProject(projectId: string, options?: { readonly limit?: number; readonly beforeId?: string }): Promise<Conversation[]>;
+  listByProject(
+    projectId: string,
+    options?: { readonly limit?: number; readonly beforeId?: string; readonly assistantId?: string },
+  ): Promise<Conversation[]>;
 
   /** Inserts the messages not yet stored (by seq); returns the seqs actually inserted. */
   appendMessages(conversationId: string, messages: readonly MessageInput[]): Promise<number[]>;
@@ -395,13 +399,15 @@ export function createConversationStore(db: SqlClient): ConversationStore {
 
     async listByProject(projectId, options = {}) {
       if (!isUuid(projectId) || (options.beforeId !== undefined && !isUuid(options.beforeId))) return [];
+      if (options.assistantId !== undefined && !isUuid(options.assistantId)) return [];
       const rows = await db.query<Row>(
         `SELECT * FROM conversations
           WHERE project_id = $1::uuid
             AND ($2::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM conversations WHERE id = $2::uuid))
+            AND ($4::uuid IS NULL OR assistant_id = $4::uuid)
           ORDER BY created_at DESC, id DESC
           LIMIT $3::int`,
-        [projectId, options.beforeId ?? null, limitOf(options.limit, 50)],
+        [projectId, options.beforeId ?? null, limitOf(options.limit, 50), options.assistantId ?? null],
       );
       return rows.map(toConversation);
     },

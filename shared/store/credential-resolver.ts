@@ -32,8 +32,8 @@ export function createCredentialResolver(store: CredentialStore, projectId: stri
       let pending = cache.get(cacheKey);
       if (!pending) {
         pending = (async () => {
-          if (credentialName !== undefined) return store.resolve(projectId, provider, credentialName);
-          return (await store.resolve(projectId, provider)) ?? fromEnv(provider);
+          if (credentialName !== undefined) return providerSecret(await store.resolve(projectId, provider, credentialName));
+          return providerSecret(await store.resolve(projectId, provider)) ?? fromEnv(provider);
         })();
         // A failure (database down) is not cached: the next attempt asks again.
         pending.catch(() => cache.delete(cacheKey));
@@ -42,4 +42,24 @@ export function createCredentialResolver(store: CredentialStore, projectId: stri
       return pending;
     },
   };
+}
+
+/**
+ * The secret a speech or LLM provider takes. Credentials stored through the REST API are a JSON object of
+ * the provider's fields (`{"apiKey":"…"}`; Twilio: `{"accountSid":…,"authToken":…}`): an `apiKey` (or `key`,
+ * `token`) field is the key; any other stored text is handed over as it is (multi-field credentials, such as
+ * a Google service account, are parsed by their provider).
+ */
+export function providerSecret(stored: string | undefined): string | undefined {
+  if (stored === undefined || !stored.startsWith('{')) return stored;
+  try {
+    const fields = JSON.parse(stored) as Record<string, unknown>;
+    for (const name of ['apiKey', 'api_key', 'key', 'token']) {
+      const value = fields[name];
+      if (typeof value === 'string' && value) return value;
+    }
+  } catch {
+    // Not JSON after all: the text is the secret.
+  }
+  return stored;
 }

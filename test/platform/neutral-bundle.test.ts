@@ -31,6 +31,22 @@ describe('shared/ bundles for platform "neutral"', () => {
   });
 });
 
+describe('the HTTP app (edge/) bundles for platform "neutral"', () => {
+  // It runs in the Worker too: createApp, its routes and Hono itself must be web-standard.
+  it('edge/app.ts and its modules bundle with no Node built-in, Node-only package or Node global', async () => {
+    const edgeDir = join(repo, 'edge');
+    const appFiles = [join(edgeDir, 'app.ts'), join(edgeDir, 'auth.ts'), join(edgeDir, 'errors.ts'), join(edgeDir, 'validation.ts')];
+    const files = [...appFiles, ...(await listTsFiles(join(edgeDir, 'routes')))];
+    expect(files.length).toBeGreaterThan(appFiles.length);
+    const { metafile, errors } = await bundleNeutral(files, workDir);
+    expect(errors, errors.join('\n')).toEqual([]);
+    const inputs = Object.keys(metafile.inputs);
+    expect(inputs.some((file) => /node_modules[\\/]hono[\\/]/.test(file))).toBe(true);
+    const violations = [...findNodeImports(metafile), ...(await findNodeGlobals(metafile, repo, edgeDir))];
+    expect(violations, formatViolations(violations)).toEqual([]);
+  });
+});
+
 describe('the neutral checker (negative controls)', () => {
   it('catches node:fs, a bare built-in, process.env, Buffer and require, with file and line', async () => {
     const fixtureDir = join(workDir, 'bad');

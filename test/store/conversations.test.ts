@@ -207,4 +207,16 @@ describe.each(sqlBackends())('conversations on $name', (backend) => {
     expect(next.map((c) => c.id)).toEqual([made[0]!.id, s.conversationId]);
     expect(await store.listByProject(s.projectId, { beforeId: s.conversationId })).toEqual([]);
   });
+
+  it('lists only one assistant\'s conversations when asked', async () => {
+    const secondAssistant = crypto.randomUUID();
+    await db.query('INSERT INTO assistants (id, project_id, name) VALUES ($1::uuid, $2::uuid, $3::text)', [secondAssistant, s.projectId, 'Second']);
+    await db.query(`INSERT INTO assistant_versions (assistant_id, version, config) VALUES ($1::uuid, 1, '{}'::jsonb)`, [secondAssistant]);
+    const first = await newConversation();
+    await sleep(2);
+    const second = await store.create({ projectId: s.projectId, assistantId: secondAssistant, assistantVersion: 1, channel: 'web', direction: 'inbound' });
+    expect((await store.listByProject(s.projectId, { assistantId: secondAssistant })).map((c) => c.id)).toEqual([second.id]);
+    expect((await store.listByProject(s.projectId, { assistantId: s.assistantId })).map((c) => c.id)).toEqual([first.id, s.conversationId]);
+    expect(await store.listByProject(s.projectId, { assistantId: 'not-a-uuid' })).toEqual([]);
+  });
 });

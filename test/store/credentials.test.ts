@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../shared/contracts/errors';
 import { resolveChain, createRegistry, type Registrable } from '../../shared/providers/registry';
-import { createCredentialResolver, providerEnvName } from '../../shared/store/credential-resolver';
+import { createCredentialResolver, providerEnvName, providerSecret } from '../../shared/store/credential-resolver';
 import { createCredentialStore, type CredentialStore } from '../../shared/store/credentials';
 import { StoreError } from '../../shared/store/errors';
 import { createSecretBox, type SecretBox } from '../../shared/store/secret-box';
@@ -174,5 +174,16 @@ describe.each(sqlBackends())('credentials on $name', (backend) => {
     const block: Block & { fallbacks: Block[] } = { provider: 'deepgram', credential: 'dg-alt', options: {}, fallbacks: [{ provider: 'cartesia', options: {} }] };
     const chain = await resolveChain(block, registry, resolver);
     expect(chain.map((c) => c.apiKey)).toEqual(['project-named', 'from-env-cartesia']);
+  });
+});
+
+describe('secrets handed to providers', () => {
+  it('a REST-stored credential object yields its apiKey; other text passes through unchanged', () => {
+    expect(providerSecret('{"apiKey":"dg-123"}')).toBe('dg-123');
+    expect(providerSecret('{"api_key":"x-1"}')).toBe('x-1');
+    expect(providerSecret('plain-key')).toBe('plain-key');
+    expect(providerSecret('{"accountSid":"AC1","authToken":"t"}')).toBe('{"accountSid":"AC1","authToken":"t"}');
+    expect(providerSecret('{not json')).toBe('{not json');
+    expect(providerSecret(undefined)).toBeUndefined();
   });
 });

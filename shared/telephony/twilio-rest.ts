@@ -1,0 +1,208 @@
+import type { CallStatus } from '../contracts/call-status';
+import { ProviderError } from '../contracts/errors';
+import type { ErrorKind } from '../contracts/errors';
+import { encodeBase64 } from './base64';
+import { normaliseTwilioCallStatus } from './twilio-webhooks';
+
+/**
+ * Twilio's REST API for calls (telephony reference §1.7): create an outbound call, end a call. `fetch` only,
+ * injectable, so it runs on Workers and Node and tests point it at a local fake (`apiBaseUrl`).
+ *
+ * Errors are `TwilioApiError`s (ProviderErrors) that say what to do:
+ * - 401/403 → `TWILIO_AUTH`, not retryable (fix the credential);
+ * - 429 → `TWILIO_RATE_LIMIT`, retryable; 5xx → `TWILIO_UNAVAILABLE`, retryable;
+ * - other 4xx → `TWILIO_REJECTED`, not retryable, with Twilio's error `code`, `message` and `more_info`;
+ * - network failure → `TWILIO_NETWORK`, time-out → `TWILIO_TIMEOUT`, both retryable;
+ * - the caller's abort → `TWILIO_ABORTED`; a 2xx Twilio body we cannot read → `TWILIO_BAD_RESPONSE`.
+ * A retryable failure of `createTwilioCall` may still have placed the call (the response was lost): retry it
+ * with care (e.g. only after checking the call log), or accept that a retry can dial twice.
+ */
+
+export const TWILIO_API_BASE_URL = 'https://api.twilio.com';
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+
+export type TwilioStatusCallbackEvent = 'initiated' | 'ringing' | 'answered' | 'completed';
+export const ALL_TWILIO_STATUS_CALLBACK_EVENTS: readonly TwilioStatusCallbackEvent[] = ['initiated', 'ringing', 'answered', 'completed'];
+
+export interface TwilioRestOptions {
+  readonly accountSid: string;
+  /** Auth token, or an API key secret when `username` is an API key SID (`SK…`). */
+  readonly authToken: string;
+  /** Basic-auth user: the account SID unless an API key SID is given. */
+  readonly username?: string;
+  /** Default `https://api.twilio.com`; a local fake in tests. */
+  readonly apiBaseUrl?: string;
+  readonly fetch?: typeof fetch;
+  /** Per request; default 10 s. */
+  readonly requestTimeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface CreateTwilioCallOptions extends TwilioRestOptions {
+  /** E.164, `sip:` URI or `client:` id. */
+  readonly to: string;
+  /** A Twilio number or verified caller id. */
+  readonly from: string;
+  /** Inline TwiML for the call (e.g. `<Connect><Stream>`). Exactly one of `twiml` and `url`. */
+  readonly twiml?: string;
+  /** Where Twilio fetches the call's TwiML. Exactly one of `twiml` and `url`. */
+  readonly url?: string;
+  /** Method for `url`; Twilio's default is POST. */
+  readonly method?: 'GET' | 'POST';
+  readonly statusCallback?: string;
+  /** Events sent to `statusCallback`; default all four when `statusCallback` is set. */
+  readonly statusCallbackEvents?: readonly TwilioStatusCallbackEvent[];
+  readonly statusCallbackMethod?: 'GET' | 'POST';
+  /** Ring time before `no-answer` (Twilio default 60). */
+  readonly timeoutSeconds?: number;
+  /** Longest the call may last. */
+  readonly timeLimitSeconds?: number;
+  readonly machineDetection?: 'Enable' | 'DetectMessageEnd';
+}
+
+export interface TwilioCallResource {
+  readonly callSid: string;
+  readonly status: CallStatus;
+  /** Twilio's JSON response. */
+  readonly raw: Readonly<Record<string, unknown>>;
+}
+
+export class TwilioApiError extends ProviderError {
+  constructor(
+    code: string,
+    message: string,
+    retryable: boolean,
+    kind: ErrorKind,
+    /** HTTP status, when Twilio answered. */
+    readonly httpStatus?: number,
+    /** Twilio's numeric error code (e.g. 21211 invalid `To`), when it sent one. */
+    readonly twilioCode?: number,
+    readonly moreInfo?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, retryable, kind, options);
+  }
+}
+
+/** Places an outbound call: `POST /2010-04-01/Accounts/{AccountSid}/Calls.json`. Resolves on Twilio's 201. */
+export async function createTwilioCall(options: CreateTwilioCallOptions): Promise<TwilioCallResource> {
+  const problems: string[] = [];
+  if (!options.to) problems.push('"to" is empty');
+  if (!options.from) problems.push('"from" is empty');
+  if ((options.twiml === undefined) === (options.url === undefined)) problems.push('give exactly one of "twiml" and "url"');
+  if (options.statusCallbackEvents && !options.statusCallback) problems.push('"statusCallbackEvents" needs a "statusCallback" URL');
+  if (problems.length) throw new TwilioApiError('TWILIO_BAD_REQUEST', `cannot create the call: ${problems.join('; ')}`, false, 'bad-request');
+
+  const form = new URLSearchParams({ To: options.to, From: options.from });
+  if (options.twiml !== undefined) form.set('Twiml', options.twiml);
+  if (options.url !== undefined) {
+    form.set('Url', options.url);
+    if (options.method) form.set('Method', options.method);
+  }
+  if (options.statusCallback) {
+    form.set('StatusCallback', options.statusCallback);
+    form.set('StatusCallbackMethod', options.statusCallbackMethod ?? 'POST');
+    for (const event of options.statusCallbackEvents ?? ALL_TWILIO_STATUS_CALLBACK_EVENTS) form.append('StatusCallbackEvent', event);
+  }
+  if (options.timeoutSeconds !== undefined) form.set('Timeout', String(options.timeoutSeconds));
+  if (options.timeLimitSeconds !== undefined) form.set('TimeLimit', String(options.timeLimitSeconds));
+  if (options.machineDetection) form.set('MachineDetection', options.machineDetection);
+
+  return callResource(await twilioPost(options, 'Calls.json', form, 'create the call'), 'create the call', 'queued');
+}
+
+/** Ends a call now (`Status=completed`), whatever state it is in. */
+export async function hangupTwilioCall(options: TwilioRestOptions & { readonly callSid: string }): Promise<TwilioCallResource> {
+  if (!options.callSid) throw new TwilioApiError('TWILIO_BAD_REQUEST', 'cannot end the call: "callSid" is empty', false, 'bad-request');
+  const form = new URLSearchParams({ Status: 'completed' });
+  return callResource(await twilioPost(options, `Calls/${encodeURIComponent(options.callSid)}.json`, form, 'end the call'), 'end the call', 'completed');
+}
+
+async function twilioPost(options: TwilioRestOptions, resource: string, form: URLSearchParams, what: string): Promise<unknown> {
+  if (!options.accountSid || !options.authToken) {
+    throw new TwilioApiError('TWILIO_AUTH', `cannot ${what}: the twilio credential needs accountSid and authToken`, false, 'auth');
+  }
+  const base = (options.apiBaseUrl ?? TWILIO_API_BASE_URL).replace(/\/+$/, '');
+  const url = `${base}/2010-04-01/Accounts/${encodeURIComponent(options.accountSid)}/${resource}`;
+  const credentials = new TextEncoder().encode(`${options.username ?? options.accountSid}:${options.authToken}`);
+  const init: RequestInit = {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${encodeBase64(credentials)}`,
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+    },
+    body: form.toString(),
+  };
+
+  const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, timeoutMs);
+  const onAbort = () => controller.abort();
+  if (options.signal?.aborted) controller.abort();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  init.signal = controller.signal;
+
+  try {
+    let response: Response;
+    let text: string;
+    try {
+      response = options.fetch ? await options.fetch(url, init) : await fetch(url, init);
+      text = await response.text();
+    } catch (error) {
+      if (timedOut) throw new TwilioApiError('TWILIO_TIMEOUT', `Twilio did not answer within ${timeoutMs} ms (${what}); try again`, true, 'timeout', undefined, undefined, undefined, { cause: error });
+      if (options.signal?.aborted) throw new TwilioApiError('TWILIO_ABORTED', `the request to ${what} was cancelled`, false, 'internal', undefined, undefined, undefined, { cause: error });
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new TwilioApiError('TWILIO_NETWORK', `could not reach Twilio at ${base} to ${what} (${reason}); try again`, true, 'unavailable', undefined, undefined, undefined, { cause: error });
+    }
+    const body = parseJson(text);
+    if (response.ok) {
+      if (body === undefined) throw new TwilioApiError('TWILIO_BAD_RESPONSE', `Twilio answered ${response.status} to ${what} without a JSON body`, false, 'protocol', response.status);
+      return body;
+    }
+    throw errorFor(response.status, body, what, options);
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function errorFor(status: number, body: unknown, what: string, options: TwilioRestOptions): TwilioApiError {
+  const details = (typeof body === 'object' && body !== null ? body : {}) as { code?: unknown; message?: unknown; more_info?: unknown };
+  const twilioCode = typeof details.code === 'number' ? details.code : undefined;
+  const twilioMessage = typeof details.message === 'string' ? details.message : undefined;
+  const moreInfo = typeof details.more_info === 'string' ? details.more_info : undefined;
+  const said = `${status}${twilioCode === undefined ? '' : `, Twilio error ${twilioCode}`}${twilioMessage ? `: ${twilioMessage}` : ''}`;
+  const seeAlso = moreInfo ? ` See ${moreInfo}` : '';
+  const make = (code: string, message: string, retryable: boolean, kind: ErrorKind) =>
+    new TwilioApiError(code, message + seeAlso, retryable, kind, status, twilioCode, moreInfo);
+  if (status === 401 || status === 403) {
+    return make('TWILIO_AUTH', `Twilio refused the credentials to ${what} (${said}). Check the twilio credential (accountSid ${options.accountSid}, authToken) of the project.`, false, 'auth');
+  }
+  if (status === 429) return make('TWILIO_RATE_LIMIT', `Twilio is rate-limiting requests to ${what} (${said}); retry later.`, true, 'rate-limit');
+  if (status >= 500) return make('TWILIO_UNAVAILABLE', `Twilio failed to ${what} (${said}); retry later.`, true, 'unavailable');
+  const hint = status === 404 ? ' Check the accountSid, the call sid and apiBaseUrl.' : '';
+  return make('TWILIO_REJECTED', `Twilio rejected the request to ${what} (${said}).${hint}`, false, 'bad-request');
+}
+
+function callResource(body: unknown, what: string, expected: CallStatus): TwilioCallResource {
+  const raw = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
+  const sid = raw.sid;
+  if (typeof sid !== 'string' || !sid.startsWith('CA')) {
+    throw new TwilioApiError('TWILIO_BAD_RESPONSE', `Twilio's answer to ${what} has no call sid`, false, 'protocol');
+  }
+  const status = typeof raw.status === 'string' ? normaliseTwilioCallStatus(raw.status) : undefined;
+  return { callSid: sid, status: status ?? expected, raw };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
