@@ -26,8 +26,21 @@ export const NodeEnv = z.object({
   INTERNAL_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /** The admin API key; unset = generated at first start, printed once, stored hashed. */
   ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** The one port for HTTP, WebSocket and gRPC. */
+  PORT: z.coerce.number().int().min(0).max(65_535).default(9007),
+  /** Address to bind. */
+  HOST: z.string().min(1).default('0.0.0.0'),
+  /** How this node is reached from outside (webhook signatures and media URLs derive from it). Default http://127.0.0.1:$PORT. */
   PUBLIC_BASE_URL: url(['https:', 'http:']).optional(),
   PUBLIC_ASSISTANT_HOST: z.string().min(1).optional(),
+  /** Calls this node takes at once; above it webhooks answer 503 so the carrier fails over. */
+  CAPACITY: z.coerce.number().int().min(0).max(100_000).default(200),
+  /** Concurrent calls one project may have (0 = no limit). */
+  PROJECT_CALL_LIMIT: z.coerce.number().int().min(0).default(0),
+  /** On SIGTERM, running calls may finish for this long before the node exits. */
+  DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(600_000),
+  NODE_ID: z.string().min(1).optional(),
+  REGION: z.string().min(1).default('local'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type NodeEnv = z.output<typeof NodeEnv>;
@@ -43,4 +56,15 @@ export function parseNodeEnv(env: Readonly<Record<string, string | undefined>>):
     'the environment is invalid',
     result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
   );
+}
+
+/** PUBLIC_BASE_URL, else https://PUBLIC_ASSISTANT_HOST, else the local port. No trailing slash. */
+export function publicBaseUrl(env: NodeEnv, boundPort = env.PORT): string {
+  const base = env.PUBLIC_BASE_URL ?? (env.PUBLIC_ASSISTANT_HOST ? `https://${env.PUBLIC_ASSISTANT_HOST}` : `http://127.0.0.1:${boundPort}`);
+  return base.replace(/\/+$/, '');
+}
+
+/** Media WebSocket base: https → wss, http → ws. */
+export function mediaBaseUrl(publicBase: string): string {
+  return publicBase.replace(/^http/, 'ws');
 }

@@ -1,0 +1,224 @@
+import type { ResamplerFactory } from '../shared/audio/resampler';
+import { CallCounters } from '../shared/cache/call-counters';
+import { NodeRegistry } from '../shared/cache/node-registry';
+import { systemClock, type Clock } from '../shared/contracts/clock';
+import { ConfigError } from '../shared/contracts/errors';
+import type { CallObserver } from '../shared/contracts/observer';
+import type { ProviderRegistry } from '../shared/providers/registry';
+import { mediaCloseCode } from '../shared/store/call-contexts';
+import { StoreError } from '../shared/store/errors';
+import { twilioCarrierCodec } from '../shared/telephony/twilio';
+import type { VadFactories } from '../shared/vad/select';
+import { createApp } from '../edge/app';
+import { twilioRoutes } from '../edge/routes/twilio';
+import { Hono } from 'hono';
+import { prepareCall, startCallSession, type CallRuntime } from './call-session';
+import { createCarrierChannel } from './channels/carrier-channel';
+import { mediaBaseUrl, publicBaseUrl } from './config/env';
+import { createHealthService } from './grpc/health';
+import { startListener, type Listener } from './listener';
+import { createNodeMetrics } from './metrics';
+import type { NodeRuntime } from './node';
+import * as grpc from '@grpc/grpc-js';
+import type { WebSocket } from 'ws';
+
+export interface MediaServerOptions {
+  readonly node: NodeRuntime;
+  readonly registry: ProviderRegistry;
+  readonly vads: VadFactories;
+  readonly resamplers: ResamplerFactory;
+  readonly clock?: Clock;
+  readonly observers?: readonly CallObserver[];
+  /** Provider keys from the environment (`<PROVIDER>_API_KEY`). */
+  readonly providerEnv?: Readonly<Record<string, string | undefined>>;
+  readonly log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  readonly version?: string;
+}
+
+const MEDIA_PATH = /^\/v1\/talk\/twilio\/ctx\/([^/]+)\/?$/;
+const START_TIMEOUT_MS = 10_000;
+const HEARTBEAT_MS = 5_000;
+
+/**
+ * The media node's network face: one port for the HTTP app (REST, webhooks, /metrics), the carriers' media
+ * WebSockets and gRPC. Registers itself in the cache registry and answers 503 to new calls when full or
+ * draining.
+ */
+export async function startMediaServer(options: MediaServerOptions) {
+  const { node } = options;
+  const env = node.env;
+  const log = options.log ?? (() => undefined);
+  const metrics = createNodeMetrics();
+  const health = createHealthService();
+  const calls = new Map<string, Promise<string>>();
+  let draining = false;
+  // Bound once listening; the public URL defaults to the port actually bound (PORT=0 in tests).
+  const bound: { listener?: Listener } = {};
+
+  const runtime: CallRuntime = {
+    node,
+    registry: options.registry,
+    vads: options.vads,
+    resamplers: options.resamplers,
+    clock: options.clock ?? systemClock,
+    env: options.providerEnv,
+    observers: [metrics.observer, ...(options.observers ?? [])],
+  };
+  const counters = new CallCounters(node.cache);
+  const nodeRegistry = new NodeRegistry(node.cache);
+  const nodeId = env.NODE_ID ?? `node-${crypto.randomUUID().slice(0, 8)}`;
+  const base = () => publicBaseUrl(env, bound.listener?.port ?? env.PORT);
+
+  const readiness = async () => {
+    const report = await node.readiness();
+    if (!draining) return report;
+    return { ready: false, checks: { ...report.checks, draining: { ok: false, latencyMs: 0, error: 'the node is draining: it takes no new calls' } } };
+  };
+
+  const telephony = twilioRoutes({
+    stores: node.stores,
+    get publicBaseUrl() {
+      return base();
+    },
+    mediaBaseUrl: () => mediaBaseUrl(base()),
+    async checkCallable(call) {
+      try {
+        await prepareCall(runtime, call);
+        return undefined;
+      } catch (error) {
+        if (error instanceof ConfigError || error instanceof StoreError) {
+          log('warn', 'assistant cannot take calls', { assistantId: call.assistantId, error: error.message });
+          return error.message.replace(/^[A-Z_]+: /, '');
+        }
+        throw error;
+      }
+    },
+    async admitCall(projectId) {
+      if (draining || calls.size >= env.CAPACITY) return false;
+      if (env.PROJECT_CALL_LIMIT === 0) return true;
+      return (await counters.activeCount(projectId)) < env.PROJECT_CALL_LIMIT;
+    },
+  });
+  const metricsRoute = new Hono();
+  metricsRoute.get('/', async (c) => c.body(await metrics.metricsText(), 200, { 'Content-Type': metrics.contentType }));
+
+  const app = createApp(
+    {
+      stores: node.stores,
+      readiness,
+      get publicBaseUrl() {
+        return base();
+      },
+      log: {
+        info: (message, fields) => log('info', message, fields),
+        warn: (message, fields) => log('warn', message, fields),
+        error: (message, fields) => log('error', message, fields),
+      },
+    },
+    { extraRoutes: [{ path: '/v1/talk/twilio', routes: telephony }, { path: '/metrics', routes: metricsRoute as never }] },
+  );
+
+  async function runTwilioMedia(contextId: string, accept: () => Promise<WebSocket>): Promise<void> {
+    const socket = await accept();
+    const claim = await node.stores.callContexts.claim(contextId);
+    if (claim.outcome !== 'claimed') {
+      const code = mediaCloseCode(claim) ?? 4404;
+      log('warn', 'media connection refused', { contextId, outcome: claim.outcome, code });
+      socket.close(code, claim.outcome);
+      return;
+    }
+    const context = claim.context;
+    const carrier = createCarrierChannel({
+      id: contextId,
+      codec: twilioCarrierCodec,
+      socket,
+      resamplers: options.resamplers,
+      onProtocolError: (code, message) => {
+        metrics.malformedFrame('twilio');
+        log('warn', 'malformed media frame', { contextId, code, message });
+      },
+    });
+    const started = await Promise.race([carrier.started, new Promise<undefined>((r) => setTimeout(() => r(undefined), START_TIMEOUT_MS))]);
+    if (!started) {
+      log('warn', 'no start message on the media stream', { contextId });
+      socket.close(1008, 'no start message');
+      await node.stores.callContexts.updateStatus(contextId, { status: 'failed', failureReason: 'media stream never started' }, 'claimed');
+      return;
+    }
+    if (env.PROJECT_CALL_LIMIT > 0) await counters.acquire(context.projectId, contextId, env.PROJECT_CALL_LIMIT);
+    let finished: Promise<string>;
+    try {
+      const communication = await startCallSession(runtime, context, carrier.channel);
+      finished = communication.ended;
+    } catch (error) {
+      log('error', 'call could not start', { contextId, error: (error as Error).message });
+      socket.close(1011, 'call could not start');
+      await node.stores.callContexts.updateStatus(contextId, { status: 'failed', failureReason: (error as Error).message }, 'claimed');
+      if (env.PROJECT_CALL_LIMIT > 0) await counters.release(context.projectId, contextId);
+      return;
+    }
+    calls.set(contextId, finished);
+    finished
+      .then(async (reason) => {
+        await node.stores.callContexts.updateStatus(contextId, { status: 'completed', disconnectReason: reason }, 'claimed');
+      })
+      .catch((error: unknown) => log('error', 'call end bookkeeping failed', { contextId, error: String(error) }))
+      .finally(async () => {
+        calls.delete(contextId);
+        if (env.PROJECT_CALL_LIMIT > 0) await counters.release(context.projectId, contextId).catch(() => false);
+      });
+  }
+
+  const grpcServer = new grpc.Server();
+  health.addToServer(grpcServer);
+  const listener = await startListener({
+    port: env.PORT,
+    host: env.HOST,
+    fetch: (request) => app.fetch(request),
+    grpcServer,
+    log,
+    onUpgrade(request, accept, reject) {
+      const match = MEDIA_PATH.exec(request.url.pathname);
+      if (!match) return reject(404, 'no media endpoint here');
+      return runTwilioMedia(decodeURIComponent(match[1]!), accept).catch((error: unknown) => log('error', 'media session failed', { error: String(error) }));
+    },
+  });
+
+  bound.listener = listener;
+  const info = () => ({ id: nodeId, url: base(), region: env.REGION, capacity: draining ? 0 : env.CAPACITY, active: calls.size, version: options.version ?? 'dev' });
+  await nodeRegistry.register(info());
+  const heartbeat = setInterval(() => {
+    nodeRegistry.heartbeat(info()).catch((error: unknown) => log('warn', 'heartbeat failed', { error: String(error) }));
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
+
+  return {
+    port: listener.port,
+    url: listener.url,
+    publicBaseUrl: base,
+    nodeId,
+    get activeCalls() {
+      return calls.size;
+    },
+    metrics,
+    /** SIGTERM: stop taking calls (503, readiness false, gRPC NOT_SERVING), let running calls end, then close. */
+    async drain(timeoutMs = env.DRAIN_TIMEOUT_MS): Promise<void> {
+      draining = true;
+      health.markDraining();
+      await nodeRegistry.drain(info()).catch(() => undefined);
+      const deadline = Date.now() + timeoutMs;
+      while (calls.size > 0 && Date.now() < deadline) {
+        await Promise.race([Promise.allSettled([...calls.values()]), new Promise((r) => setTimeout(r, Math.max(0, Math.min(1000, deadline - Date.now()))))]);
+      }
+      await this.close();
+    },
+    async close(): Promise<void> {
+      clearInterval(heartbeat);
+      await listener.close({ drainMs: 1000 });
+      await nodeRegistry.deregister(nodeId).catch(() => undefined);
+      grpcServer.forceShutdown();
+    },
+  };
+}
+
+export type MediaServer = Awaited<ReturnType<typeof startMediaServer>>;
