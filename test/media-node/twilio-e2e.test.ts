@@ -117,16 +117,16 @@ describe('a Twilio call end to end (real node, simulated carrier)', () => {
     expect(hook.streamUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/v1\/talk\/twilio\/ctx\/[0-9a-f-]{36}$/);
     const carrier = await connectTwilioCarrier({ mediaUrl: hook.streamUrl!, callSid: hook.callSid, accountSid: ACCOUNT_SID });
 
-    expect(await waitFor(() => heardWords(carrier).join(' ') === 'hello welcome', 10_000)).toBe(true);
+    expect(await waitFor(() => heardWords(carrier).join(' ') === 'hello welcome', 10_000), `greeting; heard: ${heardWords(carrier).join(' ')}`).toBe(true);
     say(carrier, 'what is the weather today');
-    expect(await waitFor(() => heardWords(carrier).join(' ') === 'hello welcome it is sunny', 8000)).toBe(true);
+    expect(await waitFor(() => heardWords(carrier).join(' ') === 'hello welcome it is sunny', 8000), `answer; heard: ${heardWords(carrier).join(' ')}`).toBe(true);
 
     say(carrier, 'tell me a story');
-    expect(await waitFor(() => heardWords(carrier).length >= 2 + 3 + 4, 8000)).toBe(true);
+    expect(await waitFor(() => heardWords(carrier).length >= 2 + 3 + 4, 8000), `story; heard: ${heardWords(carrier).join(' ')}`).toBe(true);
     const clearsBefore = carrier.stats.clears;
     say(carrier, 'okay stop');
-    expect(await waitFor(() => carrier.stats.clears > clearsBefore, 3000)).toBe(true);
-    expect(await waitFor(() => heardWords(carrier).join(' ').endsWith('okay sure'), 8000)).toBe(true);
+    expect(await waitFor(() => carrier.stats.clears > clearsBefore, 3000), 'a clear after the barge-in').toBe(true);
+    expect(await waitFor(() => heardWords(carrier).join(' ').endsWith('okay sure'), 8000), `reply after barge-in; heard: ${heardWords(carrier).join(' ')}`).toBe(true);
     await carrier.hangUp();
 
     const conversationId = new URL(hook.streamUrl!).pathname.split('/').at(-1)!;
