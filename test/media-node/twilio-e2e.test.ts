@@ -190,3 +190,28 @@ describe('a Twilio call end to end (real node, simulated carrier)', () => {
     expect(events).toHaveLength(1);
   }, 30_000);
 });
+
+describe('draining (SIGTERM)', () => {
+  it('a running call goes on, new calls get 503, readiness says draining, and the drain ends when the call does', async () => {
+    const hook = await inboundWebhook();
+    const carrier = await connectTwilioCarrier({ mediaUrl: hook.streamUrl!, callSid: hook.callSid, accountSid: ACCOUNT_SID });
+    expect(await waitFor(() => heardWords(carrier).join(' ') === 'hello welcome', 10_000)).toBe(true);
+    expect(server.activeCalls).toBe(1);
+
+    let drained = false;
+    const draining = server.drain(20_000).then(() => (drained = true));
+    await sleep(100);
+    expect((await inboundWebhook()).status).toBe(503);
+    const readiness = await fetch(`${server.url}/readiness/`);
+    expect(readiness.status).toBe(503);
+    expect((await readiness.json()).failing).toContain('draining');
+
+    // The running call still works.
+    say(carrier, 'what is the weather today');
+    expect(await waitFor(() => heardWords(carrier).join(' ') === 'hello welcome it is sunny', 8000)).toBe(true);
+    expect(drained).toBe(false);
+    await carrier.hangUp();
+    await draining;
+    expect(drained).toBe(true);
+  }, 60_000);
+});
