@@ -1,3 +1,4 @@
+import type { AudioFormat } from '../shared/audio/format';
 import type { ResamplerFactory } from '../shared/audio/resampler';
 import type { AssistantConfig } from '../shared/config/assistant';
 import type { Channel } from '../shared/contracts/channel';
@@ -6,6 +7,7 @@ import { ConfigError } from '../shared/contracts/errors';
 import type { ToolExecutor } from '../shared/contracts/llm';
 import { combineObservers, type CallObserver } from '../shared/contracts/observer';
 import { createCommunication, type Communication } from '../shared/engine/communication';
+import { recordSpeech, replayTts, type RecordedSpeech } from '../shared/engine/prewarm';
 import { resolveChain, type ProviderRegistry } from '../shared/providers/registry';
 import { createCallRecorder } from '../shared/store/call-recorder';
 import type { CallContext } from '../shared/store/call-contexts';
@@ -51,12 +53,24 @@ export async function prepareCall(runtime: CallRuntime, context: Pick<CallContex
 
 export type PreparedCall = Awaited<ReturnType<typeof prepareCall>>;
 
+/**
+ * Synthesise the greeting while the phone rings (the inbound webhook has answered, the carrier has not yet
+ * opened the media stream), so the first greeting frame can leave as soon as the stream starts.
+ */
+export async function prewarmGreeting(runtime: CallRuntime, context: CallContext, channelFormat: AudioFormat, prepared?: PreparedCall): Promise<RecordedSpeech | undefined> {
+  const call = prepared ?? (await prepareCall(runtime, context));
+  const provider = call.tts[0];
+  if (!call.config.greeting.trim() || !provider) return undefined;
+  return recordSpeech(provider, call.config.greeting, { ...call.config.variables, ...context.variables }, channelFormat);
+}
+
 /** Start the engine for a claimed context on `channel`; the conversation is recorded through the node's writer. */
 export async function startCallSession(
   runtime: CallRuntime,
   context: CallContext,
   channel: Channel,
   prepared?: PreparedCall,
+  greeting?: RecordedSpeech,
 ): Promise<Communication> {
   const call = prepared ?? (await prepareCall(runtime, context));
   const recorder = createCallRecorder({ conversationId: context.conversationId, writer: runtime.node.writer });
@@ -73,6 +87,7 @@ export async function startCallSession(
     observer: combineObservers(recorder, ...(runtime.observers ?? [])),
     tools: runtime.tools?.(call.config),
     variables: context.variables,
+    ...(greeting && call.tts[0] ? { greetingTts: { impl: replayTts(greeting), block: call.tts[0].block, apiKey: undefined } } : {}),
   });
   await communication.start();
   return communication;

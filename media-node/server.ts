@@ -10,9 +10,11 @@ import { StoreError } from '../shared/store/errors';
 import { twilioCarrierCodec } from '../shared/telephony/twilio';
 import type { VadFactories } from '../shared/vad/select';
 import { createApp } from '../edge/app';
-import { twilioRoutes } from '../edge/routes/twilio';
+import { callRoutes } from '../edge/routes/calls';
+import { twilioRoutes, type TwilioRouteDeps } from '../edge/routes/twilio';
 import { Hono } from 'hono';
-import { prepareCall, startCallSession, type CallRuntime } from './call-session';
+import { prepareCall, prewarmGreeting, startCallSession, type CallRuntime, type PreparedCall } from './call-session';
+import type { RecordedSpeech } from '../shared/engine/prewarm';
 import { createCarrierChannel } from './channels/carrier-channel';
 import { mediaBaseUrl, publicBaseUrl } from './config/env';
 import { createHealthService } from './grpc/health';
@@ -38,6 +40,7 @@ export interface MediaServerOptions {
 const MEDIA_PATH = /^\/v1\/talk\/twilio\/ctx\/([^/]+)\/?$/;
 const START_TIMEOUT_MS = 10_000;
 const HEARTBEAT_MS = 5_000;
+const PREWARM_TTL_MS = 120_000;
 
 /**
  * The media node's network face: one port for the HTTP app (REST, webhooks, /metrics), the carriers' media
@@ -64,6 +67,8 @@ export async function startMediaServer(options: MediaServerOptions) {
     env: options.providerEnv,
     observers: [metrics.observer, ...(options.observers ?? [])],
   };
+  /** Greetings synthesised while the phone rings, by context id (dropped when claimed or after 2 minutes). */
+  const prewarmed = new Map<string, Promise<{ prepared: PreparedCall; greeting: RecordedSpeech | undefined } | undefined>>();
   const counters = new CallCounters(node.cache);
   const nodeRegistry = new NodeRegistry(node.cache);
   const nodeId = env.NODE_ID ?? `node-${crypto.randomUUID().slice(0, 8)}`;
@@ -75,7 +80,8 @@ export async function startMediaServer(options: MediaServerOptions) {
     return { ready: false, checks: { ...report.checks, draining: { ok: false, latencyMs: 0, error: 'the node is draining: it takes no new calls' } } };
   };
 
-  const telephony = twilioRoutes({
+  // Shared by the inbound webhook and POST /v1/calls (outbound): the same admission, checks and pre-warm.
+  const callDeps: TwilioRouteDeps = {
     stores: node.stores,
     get publicBaseUrl() {
       return base();
@@ -93,12 +99,32 @@ export async function startMediaServer(options: MediaServerOptions) {
         throw error;
       }
     },
+    prewarm(contextId) {
+      const warming = (async () => {
+        const context = await node.stores.callContexts.get(contextId);
+        if (!context) return undefined;
+        const prepared = await prepareCall(runtime, context);
+        return { prepared, greeting: await prewarmGreeting(runtime, context, twilioCarrierCodec.outputFormat, prepared) };
+      })().catch((error: unknown) => {
+        log('warn', 'pre-warm failed; the call will synthesise its greeting live', { contextId, error: String(error) });
+        return undefined;
+      });
+      prewarmed.set(contextId, warming);
+      setTimeout(() => prewarmed.delete(contextId), PREWARM_TTL_MS).unref();
+    },
     async admitCall(projectId) {
       if (draining || calls.size >= env.CAPACITY) return false;
       if (env.PROJECT_CALL_LIMIT === 0) return true;
       return (await counters.activeCount(projectId)) < env.PROJECT_CALL_LIMIT;
     },
-  });
+  };
+  const appLog = {
+    info: (message: string, fields?: Readonly<Record<string, unknown>>) => log('info', message, fields),
+    warn: (message: string, fields?: Readonly<Record<string, unknown>>) => log('warn', message, fields),
+    error: (message: string, fields?: Readonly<Record<string, unknown>>) => log('error', message, fields),
+  };
+  const telephony = twilioRoutes(callDeps);
+  const outboundCalls = callRoutes(callDeps, { log: appLog });
   const metricsRoute = new Hono();
   metricsRoute.get('/', async (c) => c.body(await metrics.metricsText(), 200, { 'Content-Type': metrics.contentType }));
 
@@ -109,21 +135,27 @@ export async function startMediaServer(options: MediaServerOptions) {
       get publicBaseUrl() {
         return base();
       },
-      log: {
-        info: (message, fields) => log('info', message, fields),
-        warn: (message, fields) => log('warn', message, fields),
-        error: (message, fields) => log('error', message, fields),
-      },
+      log: appLog,
     },
-    { extraRoutes: [{ path: '/v1/talk/twilio', routes: telephony }, { path: '/metrics', routes: metricsRoute as never }] },
+    {
+      extraRoutes: [
+        { path: '/v1/talk/twilio', routes: telephony },
+        { path: '/v1/calls', routes: outboundCalls },
+        { path: '/metrics', routes: metricsRoute as never },
+      ],
+    },
   );
 
   async function runTwilioMedia(contextId: string, accept: () => Promise<WebSocket>): Promise<void> {
     const socket = await accept();
+    // The carrier sends `connected` and `start` as soon as the socket opens; a message emitted before the
+    // channel listens would be lost (then "no start message" under load), so they stay unread until then.
+    socket.pause();
     const claim = await node.stores.callContexts.claim(contextId);
     if (claim.outcome !== 'claimed') {
       const code = mediaCloseCode(claim) ?? 4404;
       log('warn', 'media connection refused', { contextId, outcome: claim.outcome, code });
+      socket.resume();
       socket.close(code, claim.outcome);
       return;
     }
@@ -138,6 +170,7 @@ export async function startMediaServer(options: MediaServerOptions) {
         log('warn', 'malformed media frame', { contextId, code, message });
       },
     });
+    socket.resume();
     const started = await Promise.race([carrier.started, new Promise<undefined>((r) => setTimeout(() => r(undefined), START_TIMEOUT_MS))]);
     if (!started) {
       log('warn', 'no start message on the media stream', { contextId });
@@ -148,7 +181,9 @@ export async function startMediaServer(options: MediaServerOptions) {
     if (env.PROJECT_CALL_LIMIT > 0) await counters.acquire(context.projectId, contextId, env.PROJECT_CALL_LIMIT);
     let finished: Promise<string>;
     try {
-      const communication = await startCallSession(runtime, context, carrier.channel);
+      const warm = await prewarmed.get(contextId);
+      prewarmed.delete(contextId);
+      const communication = await startCallSession(runtime, context, carrier.channel, warm?.prepared, warm?.greeting);
       finished = communication.ended;
     } catch (error) {
       log('error', 'call could not start', { contextId, error: (error as Error).message });

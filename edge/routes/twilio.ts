@@ -1,5 +1,8 @@
 import { Hono, type Context } from 'hono';
-import { isTerminalCallStatus, type CallStatus } from '../../shared/contracts/call-status';
+import { isTerminalCallStatus, type CallDirection, type CallStatus } from '../../shared/contracts/call-status';
+import type { CallContext } from '../../shared/store/call-contexts';
+import type { Conversation } from '../../shared/store/conversations';
+import type { CredentialStore } from '../../shared/store/credentials';
 import { isProtocolError } from '../../shared/telephony/protocol-error';
 import { verifyTwilioSignature } from '../../shared/telephony/twilio-signature';
 import { parseTwilioStatusCallback, parseTwilioVoiceWebhook } from '../../shared/telephony/twilio-webhooks';
@@ -7,23 +10,101 @@ import { connectStreamTwiml, sayAndHangupTwiml } from '../../shared/telephony/tw
 import type { AppEnv, AppStores } from '../app';
 import { ApiError } from '../errors';
 
-export interface TwilioRouteDeps {
-  readonly stores: AppStores;
-  /** The public origin Twilio calls (PUBLIC_BASE_URL): signatures are checked against it, never the socket. */
-  readonly publicBaseUrl: string;
+/** The assistant version a call runs (pinned when the call is created). */
+export interface PinnedAssistant {
+  readonly projectId: string;
+  readonly assistantId: string;
+  readonly assistantVersion: number;
+}
+
+/** What the host decides about a new call, shared by the inbound webhook and `POST /v1/calls`. */
+export interface CallHooks {
   /** Where Twilio should open the media stream (this node's own public URL, https → wss). */
   mediaBaseUrl(): string;
   /** Why this assistant cannot take a call now (a provider missing, a credential absent), if it cannot. */
-  checkCallable?(call: { projectId: string; assistantId: string; assistantVersion: number }): Promise<string | undefined>;
-  /** False when the node or the project is at capacity: the webhook answers 503 so Twilio can fail over. */
+  checkCallable?(call: PinnedAssistant): Promise<string | undefined>;
+  /** False when the node or the project is at capacity: new calls are refused with 503. */
   admitCall?(projectId: string): Promise<boolean>;
   /** Resources for the call were created: warm up STT/TTS and the greeting while the phone rings. */
   prewarm?(contextId: string): void;
 }
 
-interface TwilioSecret {
+export interface TwilioRouteDeps extends CallHooks {
+  readonly stores: AppStores;
+  /** The public origin Twilio calls (PUBLIC_BASE_URL): signatures are checked against it, never the socket. */
+  readonly publicBaseUrl: string;
+}
+
+/**
+ * A project's twilio credential: the secret fields stored with `PUT /v1/credentials/:name`
+ * (`{ provider: "twilio", accountSid, authToken, apiBaseUrl? }`); `apiBaseUrl` points the REST client
+ * elsewhere than api.twilio.com (a local fake in tests).
+ */
+export interface TwilioCredential {
   readonly accountSid: string;
   readonly authToken: string;
+  readonly apiBaseUrl?: string;
+}
+
+/** The project's default twilio credential, or undefined when it has none (or it lacks accountSid/authToken). */
+export async function resolveTwilioCredential(credentials: Pick<CredentialStore, 'resolve'>, projectId: string): Promise<TwilioCredential | undefined> {
+  const stored = await credentials.resolve(projectId, 'twilio');
+  let parsed: Record<string, unknown> | undefined;
+  try {
+    const value: unknown = stored ? JSON.parse(stored) : undefined;
+    parsed = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  const { accountSid, authToken, apiBaseUrl } = parsed ?? {};
+  if (typeof accountSid !== 'string' || !accountSid || typeof authToken !== 'string' || !authToken) return undefined;
+  return { accountSid, authToken, ...(typeof apiBaseUrl === 'string' && apiBaseUrl ? { apiBaseUrl } : {}) };
+}
+
+/** The media WebSocket path of a call context (the id travels in the path, never in a query string). */
+export const twilioMediaPath = (contextId: string) => `/v1/talk/twilio/ctx/${contextId}`;
+
+/** `<Connect><Stream>` to the context's media path on `mediaBaseUrl`, with the conversation id as a parameter. */
+export function twilioStreamTwiml(mediaBaseUrl: string, context: Pick<CallContext, 'id' | 'conversationId'>): string {
+  return connectStreamTwiml({ streamUrl: `${mediaBaseUrl}${twilioMediaPath(context.id)}`, parameters: { conversationId: context.conversationId } });
+}
+
+export interface TwilioCallRecordsInput extends PinnedAssistant {
+  readonly direction: CallDirection;
+  readonly from: string;
+  readonly to: string;
+  /** Twilio's CallSid, when known already (inbound); an outbound call gets it from the REST answer. */
+  readonly callSid?: string;
+  /** The call context's carrier status. */
+  readonly callStatus: CallStatus;
+  /** The conversation's status; default `callStatus`. */
+  readonly conversationStatus?: CallStatus;
+  readonly variables?: Readonly<Record<string, string>>;
+}
+
+/** The conversation and the call context of a new Twilio call (both carrying the call's status). */
+export async function createTwilioCallRecords(stores: Pick<AppStores, 'conversations' | 'callContexts'>, input: TwilioCallRecordsInput): Promise<{ conversation: Conversation; context: CallContext }> {
+  const pinned = { projectId: input.projectId, assistantId: input.assistantId, assistantVersion: input.assistantVersion };
+  const conversation = await stores.conversations.create({
+    ...pinned,
+    channel: 'twilio',
+    direction: input.direction,
+    status: input.conversationStatus ?? input.callStatus,
+    metadata: { ...(input.callSid !== undefined ? { callSid: input.callSid } : {}), from: input.from, to: input.to },
+    ...(input.variables ? { variables: input.variables } : {}),
+  });
+  const context = await stores.callContexts.create({
+    ...pinned,
+    conversationId: conversation.id,
+    provider: 'twilio',
+    direction: input.direction,
+    caller: input.from,
+    callee: input.to,
+    ...(input.callSid !== undefined ? { channelId: input.callSid } : {}),
+    callStatus: input.callStatus,
+    ...(input.variables ? { variables: input.variables } : {}),
+  });
+  return { conversation, context };
 }
 
 const xml = (c: Context, body: string, status: 200 | 503 = 200) => c.body(body, status, { 'Content-Type': 'text/xml; charset=utf-8' });
@@ -38,22 +119,16 @@ export function twilioRoutes(deps: TwilioRouteDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>({ strict: false });
   const { stores } = deps;
 
-  async function twilioSecret(projectId: string): Promise<TwilioSecret> {
-    const stored = await stores.credentials.resolve(projectId, 'twilio');
-    let parsed: Partial<TwilioSecret> | undefined;
-    try {
-      parsed = stored ? (JSON.parse(stored) as Partial<TwilioSecret>) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (!parsed?.authToken || !parsed.accountSid) {
+  async function twilioSecret(projectId: string): Promise<TwilioCredential> {
+    const secret = await resolveTwilioCredential(stores.credentials, projectId);
+    if (!secret) {
       throw new ApiError(403, 'TWILIO_CREDENTIAL_MISSING', 'the project has no twilio credential {accountSid, authToken}: PUT /v1/credentials/<name> with provider "twilio"');
     }
-    return { accountSid: parsed.accountSid, authToken: parsed.authToken };
+    return secret;
   }
 
   /** The form body, after checking Twilio signed exactly this request with the project's token. */
-  async function signedForm(c: Context<AppEnv>, projectId: string): Promise<{ form: URLSearchParams; secret: TwilioSecret }> {
+  async function signedForm(c: Context<AppEnv>, projectId: string): Promise<{ form: URLSearchParams; secret: TwilioCredential }> {
     const secret = await twilioSecret(projectId);
     const form = new URLSearchParams(await c.req.text());
     const url = new URL(c.req.url);
@@ -80,26 +155,17 @@ export function twilioRoutes(deps: TwilioRouteDeps): Hono<AppEnv> {
     if (deps.admitCall && !(await deps.admitCall(assistant.projectId))) {
       return xml(c, sayAndHangupTwiml('Sorry, all lines are busy. Please call again later.'), 503);
     }
-    const conversation = await stores.conversations.create({ ...pinned, channel: 'twilio', direction: call.direction ?? 'inbound', status: 'ringing', metadata: { callSid: call.callSid, from: call.from, to: call.to } });
-    const context = await stores.callContexts.create({
+    const { context } = await createTwilioCallRecords(stores, {
       ...pinned,
-      conversationId: conversation.id,
-      provider: 'twilio',
-      direction: call.direction ?? 'inbound',
-      caller: call.from,
-      callee: call.to,
-      channelId: call.callSid,
-      callStatus: call.callStatus ?? 'ringing',
+      direction: call.direction,
+      from: call.from,
+      to: call.to,
+      callSid: call.callSid,
+      callStatus: call.callStatus,
+      conversationStatus: 'ringing',
     });
     deps.prewarm?.(context.id);
-    return xml(
-      c,
-      connectStreamTwiml({
-        // The context id travels in the path, never in a query string.
-        streamUrl: `${deps.mediaBaseUrl()}/v1/talk/twilio/ctx/${context.id}`,
-        parameters: { conversationId: conversation.id },
-      }),
-    );
+    return xml(c, twilioStreamTwiml(deps.mediaBaseUrl(), context));
   });
 
   async function recordStatus(c: Context<AppEnv>, contextId: string | undefined, callSid: string | undefined) {
@@ -132,14 +198,19 @@ export function twilioRoutes(deps: TwilioRouteDeps): Hono<AppEnv> {
 
 /**
  * A carrier status lands on the context; a call that failed (busy, no answer, failed, canceled) before
- * its media ever connected also fails the context, so the waiting context can never be claimed.
+ * its media ever connected also fails the context, so the waiting context can never be claimed, and ends
+ * its conversation with that status (no media session will ever end it).
  */
-export async function applyCallStatus(stores: Pick<AppStores, 'callContexts'>, contextId: string, status: CallStatus | undefined): Promise<void> {
+export async function applyCallStatus(stores: Pick<AppStores, 'callContexts' | 'conversations'>, contextId: string, status: CallStatus | undefined): Promise<void> {
   if (!status) return;
   const failedBeforeMedia = isTerminalCallStatus(status) && status !== 'completed';
   if (failedBeforeMedia) {
-    const result = await stores.callContexts.updateStatus(contextId, { status: status === 'canceled' ? 'canceled' : 'failed', callStatus: status, failureReason: `carrier reported ${status}` }, 'pending');
-    if (result.outcome === 'updated') return;
+    const reason = `carrier reported ${status}`;
+    const result = await stores.callContexts.updateStatus(contextId, { status: status === 'canceled' ? 'canceled' : 'failed', callStatus: status, failureReason: reason }, 'pending');
+    if (result.outcome === 'updated') {
+      await stores.conversations.end(result.context.conversationId, { status, disconnectReason: reason });
+      return;
+    }
   }
   // The carrier's status is recorded whatever the context's own state (a call the media session already ended
   // still gets its final `completed`); the store never changes a terminal call status.

@@ -21,7 +21,9 @@ export async function connectTwilioCarrier(options: TwilioCarrierOptions) {
   const callSid = options.callSid ?? `CA${crypto.randomUUID().replace(/-/g, '')}`;
   const accountSid = options.accountSid ?? `AC${'0'.repeat(32)}`;
   const ws = new WebSocket(options.mediaUrl);
-  const stats = { clears: 0, marksEchoed: 0, framesReceived: 0, framesPlayed: 0, closeCode: 0, closeReason: '' };
+  /** firstMediaMs: from the WebSocket open to the first `media` message received (-1 until then). */
+  const stats = { clears: 0, marksEchoed: 0, framesReceived: 0, framesPlayed: 0, closeCode: 0, closeReason: '', firstMediaMs: -1 };
+  let openedAt = 0;
   const outQueue: Queued[] = [];
   /** PCM16 8 kHz of everything played to the caller, with the time each 20 ms frame played. */
   const heard: { atMs: number; pcm: Int16Array }[] = [];
@@ -44,6 +46,7 @@ export async function connectTwilioCarrier(options: TwilioCarrierOptions) {
       return;
     }
     if (message.event === 'media' && message.media?.payload) {
+      if (stats.framesReceived === 0) stats.firstMediaMs = performance.now() - openedAt;
       stats.framesReceived++;
       outQueue.push({ kind: 'audio', ulaw: new Uint8Array(Buffer.from(message.media.payload, 'base64')) });
     } else if (message.event === 'mark' && message.mark?.name !== undefined) {
@@ -74,7 +77,10 @@ export async function connectTwilioCarrier(options: TwilioCarrierOptions) {
   }
 
   await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
+    ws.once('open', () => {
+      openedAt = performance.now();
+      resolve();
+    });
     ws.once('error', reject);
     ws.once('unexpected-response', (_req, res) => reject(new Error(`media URL answered HTTP ${res.statusCode}`)));
   });

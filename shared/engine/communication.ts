@@ -41,6 +41,11 @@ export interface CommunicationDeps {
   readonly variables?: Readonly<Record<string, string>>;
   /** History to continue (a resumed session); the system prompt is added when absent. */
   readonly history?: readonly ChatMessage[];
+  /**
+   * The greeting, synthesised while the phone rang (shared/engine/prewarm.ts): spoken through this
+   * provider first, so its first frame leaves as soon as the call starts; the real chain follows it.
+   */
+  readonly greetingTts?: ResolvedProvider<TextToSpeech, TtsBlock>;
   /** Inbound frames held while the VAD is busy; beyond it the oldest are dropped (and reported). */
   readonly maxInboundFrames?: number;
 }
@@ -417,7 +422,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   }
 
   // ---- assistant turns ----
-  function newTurn(kind: AssistantTurnKind, hangupAfter?: string): AssistantTurn {
+  function newTurn(kind: AssistantTurnKind, hangupAfter?: string, tts?: { chain: readonly ResolvedProvider<TextToSpeech, TtsBlock>[]; cursor: ProviderCursor }): AssistantTurn {
     if (turn && !turn.over) cancelTurn(turn, 'superseded');
     const id = ++turnCounter;
     const metrics = newTurnMetrics(deps.callId, id, kind);
@@ -436,8 +441,8 @@ export function createCommunication(deps: CommunicationDeps): Communication {
       pausedHeardMs: undefined,
       over: false,
       output: createSpeechOutput({
-        chain: deps.tts,
-        cursor: ttsCursor,
+        chain: tts?.chain ?? deps.tts,
+        cursor: tts?.cursor ?? ttsCursor,
         channelFormat: channel.outputFormat,
         resamplers: deps.resamplers,
         clock,
@@ -468,7 +473,9 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   /** Speak fixed text (greeting, reprompt, fallback, goodbye): no LLM involved. */
   function say(text: string, kind: AssistantTurnKind, hangupAfter?: string): void {
     if (ended) return;
-    const t = newTurn(kind, hangupAfter);
+    // The prepared greeting plays from its recording; should it not match, the real TTS chain takes over.
+    const prepared = kind === 'greeting' && deps.greetingTts ? { chain: [deps.greetingTts, ...deps.tts], cursor: { index: 0 } } : undefined;
+    const t = newTurn(kind, hangupAfter, prepared);
     const filled = fillTemplate(text, variables);
     const chunker = createChunker();
     for (const piece of [...chunker.push(filled), ...chunker.flush()]) t.output.push(piece);

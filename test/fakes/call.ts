@@ -8,7 +8,10 @@ import type { ToolExecutor } from '../../shared/contracts/llm';
 import type { CallEvent, CallObserver, TurnMetrics } from '../../shared/contracts/observer';
 import type { Vad, VadFactory } from '../../shared/contracts/vad';
 import { createCommunication } from '../../shared/engine/communication';
-import { createProviderRegistry, noCredentials, resolveChain } from '../../shared/providers/registry';
+import { createProviderRegistry, noCredentials, resolveChain, type ResolvedProvider } from '../../shared/providers/registry';
+import { recordSpeech, replayTts } from '../../shared/engine/prewarm';
+import type { TextToSpeech } from '../../shared/contracts/tts';
+import type { TtsBlock } from '../../shared/config/assistant';
 import { createWebRtcVadFactory } from '../../shared/vad/webrtc';
 import { createFakeChannel, type FakeChannelOptions } from './channel';
 import { createFakeClock } from './clock';
@@ -41,6 +44,8 @@ export interface CallSetup {
   readonly variables?: Record<string, string>;
   /** A second observer behind the recording one (e.g. a sink under test). */
   readonly observer?: CallObserver;
+  /** A prepared greeting (pre-warm): built from the call's own TTS before the call starts. */
+  readonly prewarmGreeting?: boolean;
   /** A VAD of the test's own (default: the real WebRTC VAD). */
   readonly vad?: Vad;
   /** Passed to the engine as `maxInboundFrames` (default: the engine's). */
@@ -77,6 +82,13 @@ export async function startCall(setup: CallSetup = {}) {
   const fake = createFakeChannel({ clock, ...setup.channel });
   const events: CallEvent[] = [];
   const vad = setup.vad ?? (await webrtc({ threshold: config.vad.threshold, webrtcMode: config.vad.webrtcMode }));
+  const ttsChain = await resolveChain(config.tts, registry.tts, noCredentials);
+  let greetingTts: ResolvedProvider<TextToSpeech, TtsBlock> | undefined;
+  if (setup.prewarmGreeting) {
+    const recording = recordSpeech(ttsChain[0]!, config.greeting, { ...config.variables, ...setup.variables }, fake.channel.outputFormat);
+    await clock.advance(5_000); // the phone rings while the greeting is synthesised
+    greetingTts = { impl: replayTts(await recording), block: ttsChain[0]!.block, apiKey: undefined };
+  }
   const comm = createCommunication({
     callId: 'call-test',
     config,
@@ -85,7 +97,7 @@ export async function startCall(setup: CallSetup = {}) {
     vad,
     stt: await resolveChain(config.stt, registry.stt, noCredentials),
     llm: await resolveChain(config.llm, registry.llm, noCredentials),
-    tts: await resolveChain(config.tts, registry.tts, noCredentials),
+    tts: ttsChain,
     resamplers,
     observer: {
       onEvent(e) {
@@ -94,6 +106,7 @@ export async function startCall(setup: CallSetup = {}) {
       },
     },
     tools: setup.tools,
+    ...(greetingTts ? { greetingTts } : {}),
     variables: setup.variables,
     maxInboundFrames: setup.maxInboundFrames,
   });

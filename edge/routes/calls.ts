@@ -1,0 +1,186 @@
+import { Hono } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { z } from 'zod';
+import type { CallContext } from '../../shared/store/call-contexts';
+import type { Conversation } from '../../shared/store/conversations';
+import { ALL_TWILIO_STATUS_CALLBACK_EVENTS, createTwilioCall, TwilioApiError, type TwilioCallResource } from '../../shared/telephony/twilio-rest';
+import type { AppEnv } from '../app';
+import { assertSameProject, projectOf } from '../auth';
+import { ApiError, notFound, silentLogger, type AppLogger } from '../errors';
+import { readJson } from '../validation';
+import { createTwilioCallRecords, resolveTwilioCredential, twilioMediaPath, twilioStreamTwiml, type TwilioRouteDeps } from './twilio';
+
+/**
+ * Outbound calls: `POST /v1/calls` (project key, or admin key + X-Project-Id)
+ *
+ *   { "assistantId": "…", "provider": "twilio", "to": "+14155550123", "from": "+14155550100", "variables": { "name": "Ada" } }
+ *   → 201 { "callId": "<call context id>", "conversationId": "…", "providerCallId": "CA…", "status": "queued" }
+ *
+ * Checks the assistant (404 unknown, 403 another project's), the project's twilio credential (400 without
+ * one), whether the assistant can take a call (400 `ASSISTANT_NOT_CALLABLE` naming what is missing) and
+ * whether this node admits it (503 `AT_CAPACITY`), the same hooks as the inbound webhook. Then creates the
+ * conversation and the call context (outbound, queued) and asks Twilio's REST API (`Calls.json`) to dial,
+ * with inline TwiML `<Connect><Stream url="{media base}/v1/talk/twilio/ctx/{callId}">` (the document the
+ * inbound webhook answers) and a per-call status callback `{PUBLIC_BASE_URL}/v1/talk/twilio/ctx/{callId}/event`
+ * for every status event. Twilio's CallSid is stored as the context's channel id.
+ *
+ * When Twilio refuses, the context and the conversation are marked failed (nothing waits for a media
+ * stream that will not come) and the answer says why, with Twilio's `code`, `moreInfo` and `retryable`:
+ * - credential refused (Twilio 401/403) → 400 `TWILIO_AUTH` ("check the project's twilio credential");
+ * - request refused (e.g. Twilio 21211, an invalid `To`) → 400 `TWILIO_REJECTED`;
+ * - rate limit → 429 `TWILIO_RATE_LIMIT`; Twilio down, unreachable, unreadable → 502; time-out → 504.
+ *   After a time-out or a network failure Twilio may still have placed the call: its media stream is then
+ *   refused (the context failed), so the callee hears the call end rather than a silent line.
+ */
+
+/** E.164: "+", country code, subscriber number; at most 15 digits. Spaces, dashes, dots and parentheses are dropped. */
+const E164 = /^\+[1-9]\d{1,14}$/;
+const VARIABLE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const MAX_VARIABLES = 64;
+const MAX_VARIABLE_LENGTH = 4000;
+
+const PhoneNumber = z
+  .string()
+  .transform((value) => value.replace(/[\s().-]/g, ''))
+  .pipe(z.string().regex(E164, 'an E.164 phone number such as +14155550123'));
+
+export const CreateCallBody = z.strictObject({
+  assistantId: z.string().min(1).max(100),
+  provider: z.literal('twilio', 'only "twilio" places outbound calls for now'),
+  to: PhoneNumber,
+  from: PhoneNumber,
+  /** Fill the assistant's `{{name}}` placeholders for this call (over the assistant's own defaults). */
+  variables: z
+    .record(z.string(), z.string().max(MAX_VARIABLE_LENGTH, `at most ${MAX_VARIABLE_LENGTH} characters`))
+    .superRefine((variables, ctx) => {
+      const names = Object.keys(variables);
+      if (names.length > MAX_VARIABLES) ctx.addIssue({ code: 'custom', message: `at most ${MAX_VARIABLES} variables` });
+      for (const name of names) {
+        if (!VARIABLE_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'variable names are 1 to 64 letters, digits, "_", "." or "-"' });
+      }
+    })
+    .optional(),
+});
+export type CreateCallBody = z.output<typeof CreateCallBody>;
+
+export interface CallRouteOptions {
+  /** For Twilio's REST API; default the global fetch (tests inject a fake). */
+  readonly fetch?: typeof fetch;
+  /** Per Twilio request; default 10 s (shared/telephony/twilio-rest.ts). */
+  readonly requestTimeoutMs?: number;
+  readonly log?: AppLogger;
+}
+
+/** `deps` is read live (the host's `publicBaseUrl` may be a getter), so pass the inbound webhook's deps as they are. */
+export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}): Hono<AppEnv> {
+  const routes = new Hono<AppEnv>({ strict: false });
+  const { stores } = deps;
+  const log = options.log ?? silentLogger;
+
+  /** Nothing may wait for this call any more: the context can never be claimed, the conversation is over. */
+  async function markFailed(context: CallContext, conversation: Conversation, error: unknown): Promise<void> {
+    const failureClass = error instanceof TwilioApiError ? error.code : 'INTERNAL';
+    const failureReason = error instanceof Error ? error.message : String(error);
+    try {
+      await stores.callContexts.updateStatus(context.id, { status: 'failed', callStatus: 'failed', failureClass, failureReason }, 'pending');
+      await stores.conversations.end(conversation.id, { status: 'failed', disconnectReason: `twilio refused the call (${failureClass})` });
+    } catch (storeError) {
+      log.error('could not mark a refused outbound call failed', { callId: context.id, conversationId: conversation.id, error: String(storeError) });
+    }
+  }
+
+  routes.post('/', async (c) => {
+    const projectId = await projectOf(c, stores.projects);
+    const body = await readJson(c, CreateCallBody);
+    const assistant = await stores.assistants.get(body.assistantId);
+    if (!assistant) throw notFound('ASSISTANT_NOT_FOUND', `assistant ${body.assistantId} does not exist`);
+    assertSameProject(projectId, assistant.projectId, `assistant ${body.assistantId}`);
+
+    const credential = await resolveTwilioCredential(stores.credentials, projectId);
+    if (!credential) {
+      throw new ApiError(400, 'TWILIO_CREDENTIAL_MISSING', 'the project has no twilio credential {accountSid, authToken}: PUT /v1/credentials/<name> with provider "twilio" first');
+    }
+    const pinned = { projectId, assistantId: assistant.id, assistantVersion: assistant.version };
+    const unusable = await deps.checkCallable?.(pinned);
+    if (unusable) throw new ApiError(400, 'ASSISTANT_NOT_CALLABLE', `assistant ${assistant.id} cannot take calls right now: ${unusable}`);
+    if (deps.admitCall && !(await deps.admitCall(projectId))) {
+      throw new ApiError(503, 'AT_CAPACITY', 'this node or the project is at its concurrent-call limit (or the node is draining); retry shortly', {}, { 'Retry-After': '5' });
+    }
+
+    const { conversation, context } = await createTwilioCallRecords(stores, {
+      ...pinned,
+      direction: 'outbound',
+      from: body.from,
+      to: body.to,
+      callStatus: 'queued',
+      ...(body.variables ? { variables: body.variables } : {}),
+    });
+
+    let placed: TwilioCallResource;
+    try {
+      placed = await createTwilioCall({
+        accountSid: credential.accountSid,
+        authToken: credential.authToken,
+        ...(credential.apiBaseUrl !== undefined ? { apiBaseUrl: credential.apiBaseUrl } : {}),
+        ...(options.fetch ? { fetch: options.fetch } : {}),
+        ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+        to: body.to,
+        from: body.from,
+        twiml: twilioStreamTwiml(deps.mediaBaseUrl(), context),
+        statusCallback: `${deps.publicBaseUrl}${twilioMediaPath(context.id)}/event`,
+        statusCallbackEvents: ALL_TWILIO_STATUS_CALLBACK_EVENTS,
+      });
+    } catch (error) {
+      await markFailed(context, conversation, error);
+      if (!(error instanceof TwilioApiError)) throw error;
+      log.warn('twilio refused an outbound call', { callId: context.id, code: error.code, httpStatus: error.httpStatus, twilioCode: error.twilioCode });
+      throw twilioApiError(error, { callId: context.id, conversationId: conversation.id });
+    }
+
+    // Any status: a status callback may already have moved the context on (even failed it); the sid still belongs to it.
+    const updated = await stores.callContexts.updateStatus(context.id, { channelId: placed.callSid }, {});
+    deps.prewarm?.(context.id);
+    const status = updated.outcome === 'unknown' ? placed.status : updated.context.callStatus;
+    return c.json({ callId: context.id, conversationId: conversation.id, providerCallId: placed.callSid, status }, 201);
+  });
+
+  return routes;
+}
+
+/** Twilio's refusal as this API's error (status by what the client can do about it), naming the failed call. */
+function twilioApiError(error: TwilioApiError, call: { callId: string; conversationId: string }): ApiError {
+  const message = error.message.startsWith(`${error.code}: `) ? error.message.slice(error.code.length + 2) : error.message;
+  const details = {
+    ...call,
+    retryable: error.retryable,
+    ...(error.httpStatus !== undefined ? { twilioStatus: error.httpStatus } : {}),
+    ...(error.twilioCode !== undefined ? { twilioCode: error.twilioCode } : {}),
+    ...(error.moreInfo !== undefined ? { moreInfo: error.moreInfo } : {}),
+  };
+  let status: ContentfulStatusCode;
+  let text = message;
+  const headers: Record<string, string> = {};
+  switch (error.kind) {
+    case 'auth': {
+      status = 400;
+      const said = `${error.httpStatus ?? 'refused'}${error.twilioCode !== undefined ? `, Twilio error ${error.twilioCode}` : ''}`;
+      text = `Twilio refused the project's twilio credential (${said}): check the project's twilio credential (accountSid, authToken) and store the right one with PUT /v1/credentials/<name>`;
+      break;
+    }
+    case 'rate-limit':
+      status = 429;
+      headers['Retry-After'] = '5';
+      break;
+    case 'timeout':
+      status = 504;
+      text = `${message} (Twilio may still have placed the call; its media stream would be refused)`;
+      break;
+    case 'bad-request':
+      status = 400;
+      break;
+    default:
+      status = 502;
+      if (error.code === 'TWILIO_NETWORK') text = `${message} (Twilio may still have placed the call; its media stream would be refused)`;
+  }
+  return new ApiError(status, error.code, text, details, headers);
+}
