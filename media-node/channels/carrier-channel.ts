@@ -31,6 +31,7 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
   let handlers: ChannelHandlers | undefined;
   let streamId: string | undefined;
   let closed = false;
+  let closeReason = 'carrier-closed';
   const early: CarrierEvent[] = [];
   let resolveStart!: (event: Extract<CarrierEvent, { type: 'start' }>) => void;
   const started = new Promise<Extract<CarrierEvent, { type: 'start' }>>((r) => (resolveStart = r));
@@ -67,6 +68,7 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
   function finish(reason: string): void {
     if (closed) return;
     closed = true;
+    closeReason = reason;
     inbound.destroy();
     handlers?.onClose(reason);
   }
@@ -100,6 +102,12 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
     capabilities: { marks: codec.capabilities.marks, transfer: false },
     start(h) {
       handlers = h;
+      if (closed) {
+        // The carrier hung up while the call was starting: the call ends at once (not never).
+        const hungUp = early.splice(0).some((event) => event.type === 'stop');
+        h.onClose(hungUp ? 'caller-hangup' : closeReason);
+        return;
+      }
       for (const event of early.splice(0)) dispatch(event);
     },
     play(frame) {

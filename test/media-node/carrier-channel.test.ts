@@ -1,0 +1,35 @@
+import { EventEmitter } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import type { WebSocket } from 'ws';
+import { createCarrierChannel } from '../../media-node/channels/carrier-channel';
+import { twilioCarrierCodec } from '../../shared/telephony/twilio';
+import { audioRuntime } from '../fakes/call';
+
+/** Just enough of a `ws` socket: the channel listens for message/close/error. */
+function fakeSocket() {
+  const socket = Object.assign(new EventEmitter(), { OPEN: 1, readyState: 1, bufferedAmount: 0, send: () => undefined, close: () => undefined });
+  return socket;
+}
+
+const STREAM_SID = `MZ${'1'.repeat(32)}`;
+const CALL_SID = `CA${'2'.repeat(32)}`;
+const message = (body: Record<string, unknown>) => Buffer.from(JSON.stringify(body));
+
+describe('carrier channel', () => {
+  it('a carrier that hangs up while the call is starting ends the call as soon as it starts', async () => {
+    const { resamplers } = await audioRuntime();
+    for (const sendsStop of [true, false]) {
+      const socket = fakeSocket();
+      const carrier = createCarrierChannel({ id: 'ctx', codec: twilioCarrierCodec, socket: socket as unknown as WebSocket, resamplers });
+      socket.emit('message', message({ event: 'connected', protocol: 'Call', version: '1.0.0' }), false);
+      socket.emit('message', message({ event: 'start', sequenceNumber: '1', streamSid: STREAM_SID, start: { streamSid: STREAM_SID, callSid: CALL_SID, accountSid: `AC${'3'.repeat(32)}`, tracks: ['inbound'], customParameters: {}, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }), false);
+      await carrier.started;
+      if (sendsStop) socket.emit('message', message({ event: 'stop', sequenceNumber: '2', streamSid: STREAM_SID, stop: { callSid: CALL_SID } }), false);
+      socket.emit('close', 1000, Buffer.from(''));
+
+      const closes: string[] = [];
+      carrier.channel.start({ onAudio: () => undefined, onDtmf: () => undefined, onMark: () => undefined, onClose: (reason) => closes.push(reason) });
+      expect(closes).toEqual([sendsStop ? 'caller-hangup' : 'carrier-closed']);
+    }
+  });
+});
