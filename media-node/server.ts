@@ -35,6 +35,8 @@ export interface MediaServerOptions {
   readonly providerEnv?: Readonly<Record<string, string | undefined>>;
   readonly log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
   readonly version?: string;
+  /** Twilio REST hosts a credential's apiBaseUrl may name (default: https Twilio hosts only; tests allow a fake). */
+  readonly allowTwilioApiBaseUrl?: (url: string) => boolean;
 }
 
 const MEDIA_PATH = /^\/v1\/talk\/twilio\/ctx\/([^/]+)\/?$/;
@@ -124,7 +126,7 @@ export async function startMediaServer(options: MediaServerOptions) {
     error: (message: string, fields?: Readonly<Record<string, unknown>>) => log('error', message, fields),
   };
   const telephony = twilioRoutes(callDeps);
-  const outboundCalls = callRoutes(callDeps, { log: appLog });
+  const outboundCalls = callRoutes(callDeps, { log: appLog, ...(options.allowTwilioApiBaseUrl ? { allowApiBaseUrl: options.allowTwilioApiBaseUrl } : {}) });
   const metricsRoute = new Hono();
   metricsRoute.get('/', async (c) => c.body(await metrics.metricsText(), 200, { 'Content-Type': metrics.contentType }));
 

@@ -69,6 +69,21 @@ export interface CallRouteOptions {
   /** Per Twilio request; default 10 s (shared/telephony/twilio-rest.ts). */
   readonly requestTimeoutMs?: number;
   readonly log?: AppLogger;
+  /**
+   * Which `apiBaseUrl` a stored twilio credential may point the REST client at. Default: https Twilio hosts
+   * only — otherwise a project key could make the server send its Basic auth to any URL. Tests allow a fake.
+   */
+  readonly allowApiBaseUrl?: (url: string) => boolean;
+}
+
+/** https://api.twilio.com and Twilio's regional API hosts. */
+export function isTwilioApiUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.protocol === 'https:' && (u.hostname === 'api.twilio.com' || /^api\.[a-z0-9-]+\.twilio\.com$/.test(u.hostname));
+  } catch {
+    return false;
+  }
 }
 
 /** `deps` is read live (the host's `publicBaseUrl` may be a getter), so pass the inbound webhook's deps as they are. */
@@ -99,6 +114,9 @@ export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}
     const credential = await resolveTwilioCredential(stores.credentials, projectId);
     if (!credential) {
       throw new ApiError(400, 'TWILIO_CREDENTIAL_MISSING', 'the project has no twilio credential {accountSid, authToken}: PUT /v1/credentials/<name> with provider "twilio" first');
+    }
+    if (credential.apiBaseUrl !== undefined && !(options.allowApiBaseUrl ?? isTwilioApiUrl)(credential.apiBaseUrl)) {
+      throw new ApiError(400, 'TWILIO_API_BASE_URL_REFUSED', "the twilio credential's apiBaseUrl must be an https Twilio API URL (e.g. https://api.twilio.com)");
     }
     const pinned = { projectId, assistantId: assistant.id, assistantVersion: assistant.version };
     const unusable = await deps.checkCallable?.(pinned);

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { parseNodeEnv } from '../../media-node/config/env';
 import { startNode, type NodeRuntime } from '../../media-node/node';
+import { isTwilioApiUrl } from '../../edge/routes/calls';
 import { startMediaServer, type MediaServer } from '../../media-node/server';
 import { connectTwilioCarrier } from '../../media-node/simulator/twilio-carrier';
 import { MULAW_8K } from '../../shared/audio/format';
@@ -133,7 +134,8 @@ beforeAll(async () => {
   registry.stt.register(createFakeStt({ clock: systemClock, latencyMs: 30 }).stt);
   registry.llm.register(createFakeLlm({ clock: systemClock, firstTokenDelayMs: 100, tokenDelayMs: 20, reply: () => 'okay sure' }).llm);
   registry.tts.register(createFakeTts({ clock: systemClock, formats: [MULAW_8K], firstAudioDelayMs: 50, realTimeFactor: 0.2 }).tts);
-  server = await startMediaServer({ node, registry, vads: { webrtc }, resamplers });
+  // The fake Twilio REST API runs on loopback; production allows only https Twilio hosts.
+  server = await startMediaServer({ node, registry, vads: { webrtc }, resamplers, allowTwilioApiBaseUrl: (url) => url.startsWith('http://127.0.0.1:') });
 
   const admin = node.generatedAdminKey!;
   const project = async (name: string, authToken: string) => {
@@ -353,4 +355,16 @@ describe('POST /v1/calls with Twilio (real node, fake Twilio REST API, simulated
     // None of these reached Twilio.
     expect(twilio.seen).toHaveLength(requestsBefore);
   }, 30_000);
+});
+
+describe('the twilio credential\'s apiBaseUrl', () => {
+  it('is limited to https Twilio hosts by default (no Basic auth sent to arbitrary URLs)', () => {
+    expect(isTwilioApiUrl('https://api.twilio.com')).toBe(true);
+    expect(isTwilioApiUrl('https://api.dublin.ie1.twilio.com')).toBe(false);
+    expect(isTwilioApiUrl('https://api.ie1.twilio.com')).toBe(true);
+    expect(isTwilioApiUrl('http://api.twilio.com')).toBe(false);
+    expect(isTwilioApiUrl('https://api.twilio.com.evil.example')).toBe(false);
+    expect(isTwilioApiUrl('http://127.0.0.1:8080')).toBe(false);
+    expect(isTwilioApiUrl('not a url')).toBe(false);
+  });
 });
