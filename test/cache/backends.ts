@@ -54,7 +54,7 @@ async function probeRedis(): Promise<string | undefined> {
 
 /**
  * `describe` for the Redis-only parts: runs when Redis is there, fails under CI=true when it is not,
- * and is skipped (with the reason printed) otherwise.
+ * and otherwise is not registered at all (the reason is printed), like the store suites without PostgreSQL.
  */
 export function describeRedis(title: string, body: () => void): void {
   if (!redisUnavailable) {
@@ -66,9 +66,8 @@ export function describeRedis(title: string, body: () => void): void {
       });
     });
   } else {
-    if (!warned) console.warn(`skipping the Redis variant: ${redisUnavailable}`);
+    if (!warned) console.warn(`not running the Redis variant: ${redisUnavailable}`);
     warned = true;
-    describe.skip(title, body);
   }
 }
 
