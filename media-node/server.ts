@@ -43,6 +43,7 @@ const MEDIA_PATH = /^\/v1\/talk\/twilio\/ctx\/([^/]+)\/?$/;
 const START_TIMEOUT_MS = 10_000;
 const HEARTBEAT_MS = 5_000;
 const PREWARM_TTL_MS = 120_000;
+const PREWARM_WAIT_MS = 1_500;
 
 /**
  * The media node's network face: one port for the HTTP app (REST, webhooks, /metrics), the carriers' media
@@ -183,7 +184,9 @@ export async function startMediaServer(options: MediaServerOptions) {
     if (env.PROJECT_CALL_LIMIT > 0) await counters.acquire(context.projectId, contextId, env.PROJECT_CALL_LIMIT);
     let finished: Promise<string>;
     try {
-      const warm = await prewarmed.get(contextId);
+      // A greeting still being synthesised is waited for briefly; past that the call starts and speaks it live
+      // (the caller must not sit in silence behind a slow TTS).
+      const warm = await Promise.race([prewarmed.get(contextId), new Promise<undefined>((r) => setTimeout(() => r(undefined), PREWARM_WAIT_MS))]);
       prewarmed.delete(contextId);
       const communication = await startCallSession(runtime, context, carrier.channel, warm?.prepared, warm?.greeting);
       finished = communication.ended;
@@ -197,6 +200,8 @@ export async function startMediaServer(options: MediaServerOptions) {
     calls.set(contextId, finished);
     finished
       .then(async (reason) => {
+        if (carrier.stats.droppedEarly > 0) log('warn', 'caller audio dropped while the call was starting', { contextId, frames: carrier.stats.droppedEarly });
+        if (carrier.stats.protocolErrors > 0) log('warn', 'malformed media frames during the call', { contextId, count: carrier.stats.protocolErrors });
         await node.stores.callContexts.updateStatus(contextId, { status: 'completed', disconnectReason: reason }, 'claimed');
       })
       .catch((error: unknown) => log('error', 'call end bookkeeping failed', { contextId, error: String(error) }))

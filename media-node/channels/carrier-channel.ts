@@ -6,6 +6,9 @@ import type { ResamplerFactory } from '../../shared/audio/resampler';
 import type { Channel, ChannelHandlers } from '../../shared/contracts/channel';
 import type { CarrierCodec, CarrierEvent } from '../../shared/telephony/carrier';
 
+/** Carrier events held until the engine starts the channel. */
+const MAX_EARLY_EVENTS = 100;
+
 export interface CarrierChannelOptions {
   readonly id: string;
   readonly codec: CarrierCodec;
@@ -35,7 +38,7 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
   const early: CarrierEvent[] = [];
   let resolveStart!: (event: Extract<CarrierEvent, { type: 'start' }>) => void;
   const started = new Promise<Extract<CarrierEvent, { type: 'start' }>>((r) => (resolveStart = r));
-  const stats = { framesIn: 0, framesOut: 0, droppedOut: 0, protocolErrors: 0 };
+  const stats = { framesIn: 0, framesOut: 0, droppedOut: 0, droppedEarly: 0, protocolErrors: 0 };
 
   const deliverAudio = (frame: AudioFrame) => {
     stats.framesIn++;
@@ -44,7 +47,12 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
 
   function dispatch(event: CarrierEvent): void {
     if (!handlers) {
-      if (early.length < 100) early.push(event);
+      // Bounded (2 s of audio): beyond it the oldest caller audio goes, counted, so a slow start cannot grow memory.
+      if (early.length >= MAX_EARLY_EVENTS) {
+        early.shift();
+        stats.droppedEarly++;
+      }
+      early.push(event);
       return;
     }
     switch (event.type) {

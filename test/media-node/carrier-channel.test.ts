@@ -32,4 +32,20 @@ describe('carrier channel', () => {
       expect(closes).toEqual([sendsStop ? 'caller-hangup' : 'carrier-closed']);
     }
   });
+
+  it('holds caller audio that arrives before the engine starts, bounded: the newest 100 messages, the rest counted', async () => {
+    const { resamplers } = await audioRuntime();
+    const socket = fakeSocket();
+    const carrier = createCarrierChannel({ id: 'ctx', codec: twilioCarrierCodec, socket: socket as unknown as WebSocket, resamplers });
+    socket.emit('message', message({ event: 'start', sequenceNumber: '1', streamSid: STREAM_SID, start: { streamSid: STREAM_SID, callSid: CALL_SID, accountSid: `AC${'3'.repeat(32)}`, tracks: ['inbound'], customParameters: {}, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }), false);
+    await carrier.started;
+    const payload = Buffer.alloc(160, 0xff).toString('base64');
+    for (let i = 0; i < 150; i++) {
+      socket.emit('message', message({ event: 'media', sequenceNumber: String(i + 2), streamSid: STREAM_SID, media: { track: 'inbound', chunk: String(i + 1), timestamp: String(i * 20), payload } }), false);
+    }
+    let frames = 0;
+    carrier.channel.start({ onAudio: () => frames++, onDtmf: () => undefined, onMark: () => undefined, onClose: () => undefined });
+    expect(carrier.stats.droppedEarly).toBe(50);
+    expect(frames).toBe(100); // each 20 ms μ-law message becomes one 20 ms pipeline frame
+  });
 });
