@@ -7,7 +7,7 @@ import { ConfigError } from '../shared/contracts/errors';
 import type { ToolExecutor } from '../shared/contracts/llm';
 import { combineObservers, type CallObserver } from '../shared/contracts/observer';
 import { createCommunication, type Communication } from '../shared/engine/communication';
-import { recordSpeech, replayTts, type RecordedSpeech } from '../shared/engine/prewarm';
+import { openSttEarly, recordSpeech, replayTts, type EarlyStt, type RecordedSpeech } from '../shared/engine/prewarm';
 import { resolveChain, type ProviderRegistry } from '../shared/providers/registry';
 import { createCallRecorder } from '../shared/store/call-recorder';
 import type { CallContext } from '../shared/store/call-contexts';
@@ -64,6 +64,12 @@ export async function prewarmGreeting(runtime: CallRuntime, context: CallContext
   return recordSpeech(provider, call.config.greeting, { ...call.config.variables, ...context.variables }, channelFormat);
 }
 
+/** Connect the first STT provider while the phone rings (undefined when there is none). */
+export async function prewarmStt(prepared: PreparedCall): Promise<EarlyStt | undefined> {
+  const provider = prepared.stt[0];
+  return provider ? openSttEarly(provider) : undefined;
+}
+
 /** Start the engine for a claimed context on `channel`; the conversation is recorded through the node's writer. */
 export async function startCallSession(
   runtime: CallRuntime,
@@ -71,6 +77,7 @@ export async function startCallSession(
   channel: Channel,
   prepared?: PreparedCall,
   greeting?: RecordedSpeech,
+  earlyStt?: EarlyStt,
 ): Promise<Communication> {
   const call = prepared ?? (await prepareCall(runtime, context));
   const recorder = createCallRecorder({ conversationId: context.conversationId, writer: runtime.node.writer });
@@ -87,6 +94,7 @@ export async function startCallSession(
     observer: combineObservers(recorder, ...(runtime.observers ?? [])),
     tools: runtime.tools?.(call.config),
     variables: context.variables,
+    earlyStt,
     ...(greeting && call.tts[0] ? { greetingTts: { impl: replayTts(greeting), block: call.tts[0].block, apiKey: undefined } } : {}),
   });
   await communication.start();

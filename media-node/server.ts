@@ -13,8 +13,8 @@ import { createApp } from '../edge/app';
 import { callRoutes } from '../edge/routes/calls';
 import { twilioRoutes, type TwilioRouteDeps } from '../edge/routes/twilio';
 import { Hono } from 'hono';
-import { prepareCall, prewarmGreeting, startCallSession, type CallRuntime, type PreparedCall } from './call-session';
-import type { RecordedSpeech } from '../shared/engine/prewarm';
+import { prepareCall, prewarmGreeting, prewarmStt, startCallSession, type CallRuntime, type PreparedCall } from './call-session';
+import type { EarlyStt, RecordedSpeech } from '../shared/engine/prewarm';
 import { createCarrierChannel } from './channels/carrier-channel';
 import { mediaBaseUrl, publicBaseUrl } from './config/env';
 import { createHealthService } from './grpc/health';
@@ -56,7 +56,7 @@ export async function startMediaServer(options: MediaServerOptions) {
   const log = options.log ?? (() => undefined);
   const metrics = createNodeMetrics();
   const health = createHealthService();
-  const calls = new Map<string, Promise<string>>();
+  const calls = new Map<string, Promise<void>>();
   let draining = false;
   // Bound once listening; the public URL defaults to the port actually bound (PORT=0 in tests).
   const bound: { listener?: Listener } = {};
@@ -71,7 +71,9 @@ export async function startMediaServer(options: MediaServerOptions) {
     observers: [metrics.observer, ...(options.observers ?? [])],
   };
   /** Greetings synthesised while the phone rings, by context id (dropped when claimed or after 2 minutes). */
-  const prewarmed = new Map<string, Promise<{ prepared: PreparedCall; greeting: RecordedSpeech | undefined } | undefined>>();
+  type Prewarmed = { prepared: PreparedCall; greeting: RecordedSpeech | undefined; stt: EarlyStt | undefined };
+  const prewarmed = new Map<string, Promise<Prewarmed | undefined>>();
+  const releaseWarm = (warm: Prewarmed | undefined) => void warm?.stt?.close().catch(() => undefined);
   const counters = new CallCounters(node.cache);
   const nodeRegistry = new NodeRegistry(node.cache);
   const nodeId = env.NODE_ID ?? `node-${crypto.randomUUID().slice(0, 8)}`;
@@ -107,13 +109,30 @@ export async function startMediaServer(options: MediaServerOptions) {
         const context = await node.stores.callContexts.get(contextId);
         if (!context) return undefined;
         const prepared = await prepareCall(runtime, context);
-        return { prepared, greeting: await prewarmGreeting(runtime, context, twilioCarrierCodec.outputFormat, prepared) };
+        // Both at once, each optional: a failure of one leaves the other's head start (and the call goes live).
+        const [greeting, stt] = await Promise.all([
+          prewarmGreeting(runtime, context, twilioCarrierCodec.outputFormat, prepared).catch((error: unknown) => {
+            log('warn', 'pre-warm: the greeting will be synthesised live', { contextId, error: String(error) });
+            return undefined;
+          }),
+          prewarmStt(prepared).catch((error: unknown) => {
+            log('warn', 'pre-warm: STT will connect when the call starts', { contextId, error: String(error) });
+            return undefined;
+          }),
+        ]);
+        return { prepared, greeting, stt };
       })().catch((error: unknown) => {
-        log('warn', 'pre-warm failed; the call will synthesise its greeting live', { contextId, error: String(error) });
+        log('warn', 'pre-warm failed; the call will set up live', { contextId, error: String(error) });
         return undefined;
       });
       prewarmed.set(contextId, warming);
-      setTimeout(() => prewarmed.delete(contextId), PREWARM_TTL_MS).unref();
+      setTimeout(() => {
+        // The carrier never connected: drop what was prepared (an open STT socket costs money).
+        if (prewarmed.get(contextId) === warming) {
+          prewarmed.delete(contextId);
+          void warming.then(releaseWarm);
+        }
+      }, PREWARM_TTL_MS).unref();
     },
     async admitCall(projectId) {
       if (draining || calls.size >= env.CAPACITY) return false;
@@ -178,6 +197,9 @@ export async function startMediaServer(options: MediaServerOptions) {
     if (!started) {
       log('warn', 'no start message on the media stream', { contextId });
       socket.close(1008, 'no start message');
+      const warming = prewarmed.get(contextId);
+      prewarmed.delete(contextId);
+      void warming?.then(releaseWarm);
       await node.stores.callContexts.updateStatus(contextId, { status: 'failed', failureReason: 'media stream never started' }, 'claimed');
       return;
     }
@@ -186,10 +208,18 @@ export async function startMediaServer(options: MediaServerOptions) {
     try {
       // A greeting still being synthesised is waited for briefly; past that the call starts and speaks it live
       // (the caller must not sit in silence behind a slow TTS).
-      const warm = await Promise.race([prewarmed.get(contextId), new Promise<undefined>((r) => setTimeout(() => r(undefined), PREWARM_WAIT_MS))]);
+      const warming = prewarmed.get(contextId);
       prewarmed.delete(contextId);
-      const communication = await startCallSession(runtime, context, carrier.channel, warm?.prepared, warm?.greeting);
-      finished = communication.ended;
+      const warm = await Promise.race([warming, new Promise<undefined>((r) => setTimeout(() => r(undefined), PREWARM_WAIT_MS))]);
+      // Too slow to wait for: whatever it still opens is closed, not leaked.
+      if (!warm) void warming?.then(releaseWarm);
+      try {
+        const communication = await startCallSession(runtime, context, carrier.channel, warm?.prepared, warm?.greeting, warm?.stt);
+        finished = communication.ended;
+      } catch (error) {
+        releaseWarm(warm);
+        throw error;
+      }
     } catch (error) {
       log('error', 'call could not start', { contextId, error: (error as Error).message });
       socket.close(1011, 'call could not start');
@@ -197,8 +227,9 @@ export async function startMediaServer(options: MediaServerOptions) {
       if (env.PROJECT_CALL_LIMIT > 0) await counters.release(context.projectId, contextId);
       return;
     }
-    calls.set(contextId, finished);
-    finished
+    // The map holds the whole call including its bookkeeping and is emptied before that promise settles:
+    // a drain awaiting it never finds a settled entry (which would spin it in microtasks, starving I/O).
+    const done = finished
       .then(async (reason) => {
         if (carrier.stats.droppedEarly > 0) log('warn', 'caller audio dropped while the call was starting', { contextId, frames: carrier.stats.droppedEarly });
         if (carrier.stats.protocolErrors > 0) log('warn', 'malformed media frames during the call', { contextId, count: carrier.stats.protocolErrors });
@@ -209,6 +240,7 @@ export async function startMediaServer(options: MediaServerOptions) {
         calls.delete(contextId);
         if (env.PROJECT_CALL_LIMIT > 0) await counters.release(context.projectId, contextId).catch(() => false);
       });
+    calls.set(contextId, done);
   }
 
   const grpcServer = new grpc.Server();
@@ -250,7 +282,11 @@ export async function startMediaServer(options: MediaServerOptions) {
       await nodeRegistry.drain(info()).catch(() => undefined);
       const deadline = Date.now() + timeoutMs;
       while (calls.size > 0 && Date.now() < deadline) {
-        await Promise.race([Promise.allSettled([...calls.values()]), new Promise((r) => setTimeout(r, Math.max(0, Math.min(1000, deadline - Date.now()))))]);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([Promise.allSettled([...calls.values()]), new Promise((r) => (timer = setTimeout(r, Math.max(0, Math.min(1000, deadline - Date.now())))))]);
+        clearTimeout(timer);
+        // Whatever settled, let I/O run before looking again (never a microtask-only loop).
+        await new Promise((r) => setImmediate(r));
       }
       await this.close();
     },

@@ -14,6 +14,11 @@ const url = (schemes: string[]) =>
 export const NodeEnv = z.object({
   /** PostgreSQL; unset = embedded PGlite in DATA_DIR/pglite. */
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  /** PostgreSQL schema the node's tables live in (search_path); unset = the server's default (public). */
+  DATABASE_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier (letters, digits, _)')
+    .optional(),
   /** Redis; unset = in-memory cache (single node). */
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   /** Where embedded data and generated secrets live. */

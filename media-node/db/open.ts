@@ -13,12 +13,12 @@ export interface OpenedDatabase {
 }
 
 /**
- * The node's database: PostgreSQL when DATABASE_URL is set (migrated at start-up only with MIGRATE=auto),
+ * The node's database: PostgreSQL when DATABASE_URL is set (in DATABASE_SCHEMA if given) (migrated at start-up only with MIGRATE=auto),
  * else PGlite in DATA_DIR/pglite (always migrated: it is this process's own database).
  */
 export async function openDatabase(env: NodeEnv): Promise<OpenedDatabase> {
   if (env.DATABASE_URL) {
-    const db = createPostgresClient(env.DATABASE_URL);
+    const db = createPostgresClient(env.DATABASE_URL, env.DATABASE_SCHEMA ? { schema: env.DATABASE_SCHEMA } : {});
     const migrations = env.MIGRATE === 'auto' ? await migrate(db, await loadMigrations()) : undefined;
     return { db, kind: 'postgres', migrations };
   }

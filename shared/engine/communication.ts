@@ -12,6 +12,7 @@ import type { TextToSpeech } from '../contracts/tts';
 import type { TurnDecision } from '../contracts/turn';
 import type { Vad } from '../contracts/vad';
 import type { ResolvedProvider } from '../providers/registry';
+import type { EarlyStt } from './prewarm';
 import { createChunker } from './chunker';
 import { createDtmfCollector } from './dtmf';
 import { createEndpointing } from './endpointing';
@@ -46,6 +47,8 @@ export interface CommunicationDeps {
    * provider first, so its first frame leaves as soon as the call starts; the real chain follows it.
    */
   readonly greetingTts?: ResolvedProvider<TextToSpeech, TtsBlock>;
+  /** The first STT provider's session, opened while the phone rang (shared/engine/prewarm.ts): adopted, not reopened. */
+  readonly earlyStt?: EarlyStt;
   /** Inbound frames held while the VAD is busy; beyond it the oldest are dropped (and reported). */
   readonly maxInboundFrames?: number;
 }
@@ -98,6 +101,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   /** Every TTS of the chain failed: the assistant has no voice left, so the call ends after this turn. */
   let ttsExhausted = false;
   let stt: SttSession | undefined;
+  let earlyStt = deps.earlyStt;
   let sttRetries = 0;
   let sttGeneration = 0;
 
@@ -235,6 +239,18 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     const provider = deps.stt[sttCursor.index];
     if (!provider) return;
     const block = provider.block;
+    const early = earlyStt;
+    earlyStt = undefined;
+    if (early) {
+      if (generation === 1 && sttCursor.index === 0 && early.providerId === provider.impl.id && !ended) {
+        early.attach((event) => {
+          if (generation === sttGeneration && !ended) onSttEvent(provider.impl.id, event);
+        });
+        stt = early.session;
+        return;
+      }
+      void early.close().catch(() => undefined);
+    }
     try {
       const session = await provider.impl.open(
         {
@@ -648,8 +664,10 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     const session = stt;
     stt = undefined;
     sttGeneration++;
+    const unused = earlyStt;
+    earlyStt = undefined;
     try {
-      await session?.close();
+      await Promise.all([session?.close(), unused?.close()]);
     } catch {
       // The call is over; a provider that fails to close cleanly changes nothing for the caller.
     }

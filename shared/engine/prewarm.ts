@@ -1,7 +1,8 @@
 import type { AudioFormat } from '../audio/format';
-import type { TtsBlock } from '../config/assistant';
+import type { SttBlock, TtsBlock } from '../config/assistant';
 import { fillTemplate } from '../config/template';
 import { ProviderError } from '../contracts/errors';
+import type { SpeechToText, SttEvent, SttSession } from '../contracts/stt';
 import type { TextToSpeech, TtsEvent } from '../contracts/tts';
 import type { ResolvedProvider } from '../providers/registry';
 import { createChunker } from './chunker';
@@ -108,5 +109,54 @@ export function replayTts(recorded: RecordedSpeech, id = 'prewarmed'): TextToSpe
         },
       };
     },
+  };
+}
+
+/** An STT session opened while the phone rang; the engine adopts it instead of connecting at call start. */
+export interface EarlyStt {
+  readonly providerId: string;
+  readonly session: SttSession;
+  /** Route events to the engine; events that arrived before (at most a few) are delivered first. */
+  attach(onEvent: (event: SttEvent) => void): void;
+  /** Close it unused (the call never connected). */
+  close(): Promise<void>;
+}
+
+const EARLY_EVENT_LIMIT = 32;
+
+/**
+ * Open the first STT provider of the chain now, so its connect time (TLS + auth, often 100-300 ms) is paid
+ * while the phone rings. Keeping an idle connection alive until audio flows is the adapter's job (keep-alive).
+ */
+export async function openSttEarly(provider: ResolvedProvider<SpeechToText, SttBlock>, timeoutMs = 5_000): Promise<EarlyStt> {
+  const held: SttEvent[] = [];
+  let deliver: ((event: SttEvent) => void) | undefined;
+  const abort = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const opening = provider.impl.open(
+    { language: provider.block.language, model: provider.block.model, endpoint: provider.block.endpoint, apiKey: provider.apiKey, options: provider.block.options, signal: abort.signal },
+    (event) => {
+      if (deliver) deliver(event);
+      // Before the call starts there is no audio, so only errors and closes are expected: keep a few.
+      else if (held.length < EARLY_EVENT_LIMIT) held.push(event);
+    },
+  );
+  const session = await Promise.race([
+    opening,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        reject(new Error(`PREWARM_TIMEOUT: ${provider.impl.id} did not connect within ${timeoutMs} ms`));
+      }, timeoutMs);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  return {
+    providerId: provider.impl.id,
+    session,
+    attach(onEvent) {
+      deliver = onEvent;
+      for (const event of held.splice(0)) onEvent(event);
+    },
+    close: () => session.close(),
   };
 }

@@ -1,5 +1,5 @@
 import { loadWasmModulesNode } from '../../media-node/audio/wasm-node';
-import { type AudioFormat } from '../../shared/audio/format';
+import { type AudioFormat, FRAME_MS } from '../../shared/audio/format';
 import { createSpeexResamplerFactory } from '../../shared/audio/resampler';
 import type { ResamplerFactory } from '../../shared/audio/resampler';
 import { type AssistantConfigInput, parseAssistantConfig } from '../../shared/config/assistant';
@@ -9,7 +9,7 @@ import type { CallEvent, CallObserver, TurnMetrics } from '../../shared/contract
 import type { Vad, VadFactory } from '../../shared/contracts/vad';
 import { createCommunication } from '../../shared/engine/communication';
 import { createProviderRegistry, noCredentials, resolveChain, type ResolvedProvider } from '../../shared/providers/registry';
-import { recordSpeech, replayTts } from '../../shared/engine/prewarm';
+import { openSttEarly, recordSpeech, replayTts, type EarlyStt } from '../../shared/engine/prewarm';
 import type { TextToSpeech } from '../../shared/contracts/tts';
 import type { TtsBlock } from '../../shared/config/assistant';
 import { createWebRtcVadFactory } from '../../shared/vad/webrtc';
@@ -46,6 +46,8 @@ export interface CallSetup {
   readonly observer?: CallObserver;
   /** A prepared greeting (pre-warm): built from the call's own TTS before the call starts. */
   readonly prewarmGreeting?: boolean;
+  /** The first STT session opened before the call starts (pre-warm), as the media node does while the phone rings. */
+  readonly prewarmStt?: boolean;
   /** A VAD of the test's own (default: the real WebRTC VAD). */
   readonly vad?: Vad;
   /** Passed to the engine as `maxInboundFrames` (default: the engine's). */
@@ -89,13 +91,21 @@ export async function startCall(setup: CallSetup = {}) {
     await clock.advance(5_000); // the phone rings while the greeting is synthesised
     greetingTts = { impl: replayTts(await recording), block: ttsChain[0]!.block, apiKey: undefined };
   }
+  const sttChain = await resolveChain(config.stt, registry.stt, noCredentials);
+  let earlyStt: EarlyStt | undefined;
+  if (setup.prewarmStt) {
+    const opening = openSttEarly(sttChain[0]!);
+    await clock.advance(5_000); // the phone rings while STT connects
+    earlyStt = await opening;
+  }
   const comm = createCommunication({
     callId: 'call-test',
     config,
     channel: setup.wrapChannel ? setup.wrapChannel(fake.channel) : fake.channel,
     clock,
     vad,
-    stt: await resolveChain(config.stt, registry.stt, noCredentials),
+    stt: sttChain,
+    earlyStt,
     llm: await resolveChain(config.llm, registry.llm, noCredentials),
     tts: ttsChain,
     resamplers,
@@ -110,12 +120,20 @@ export async function startCall(setup: CallSetup = {}) {
     variables: setup.variables,
     maxInboundFrames: setup.maxInboundFrames,
   });
-  await comm.start();
+  // start() waits for STT to connect; on the fake clock that time has to be advanced.
+  let started = false;
+  const startedAtMs = clock.now();
+  const starting = comm.start().then(() => void (started = true));
+  await Promise.race([starting, new Promise((r) => setImmediate(r))]);
+  while (!started) await clock.advance(FRAME_MS);
+  await starting;
 
   const of = <T extends CallEvent['type']>(type: T) => events.filter((e): e is Extract<CallEvent, { type: T }> => e.type === type);
   return {
     comm,
     clock,
+    /** The clock when the call started (after any pre-warm). */
+    startedAtMs,
     fake,
     config,
     events,

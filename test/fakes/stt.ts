@@ -17,6 +17,8 @@ export interface FakeSttOptions {
   readonly endOfTurnEvents?: boolean;
   /** A provider that never answers a finalize request. */
   readonly ignoresFinalize?: boolean;
+  /** How long opening takes (the provider's connect time). */
+  readonly connectDelayMs?: number;
   /** Opening fails with this error. */
   readonly failOpen?: ProviderError;
   /** After this many frames the first session reports this error (later sessions work). */
@@ -40,9 +42,10 @@ export function createFakeStt(options: FakeSttOptions) {
     id: options.id ?? 'fake-stt',
     capabilities,
     async open(_opts, onEvent): Promise<SttSession> {
+      const { clock } = options;
+      if (options.connectDelayMs) await new Promise<void>((resolve) => clock.setTimeout(resolve, options.connectDelayMs!));
       if (options.failOpen) throw options.failOpen;
       stats.opened++;
-      const { clock } = options;
       let pending: string[] = [];
       let silentMs = 0;
       let closed = false;

@@ -10,15 +10,11 @@ import { startNode, type NodeRuntime } from '../../media-node/node';
 import { isTwilioApiUrl } from '../../edge/routes/calls';
 import { startMediaServer, type MediaServer } from '../../media-node/server';
 import { connectTwilioCarrier } from '../../media-node/simulator/twilio-carrier';
-import { MULAW_8K } from '../../shared/audio/format';
-import { systemClock } from '../../shared/contracts/clock';
 import { createProviderRegistry } from '../../shared/providers/registry';
 import { signTwilioRequest } from '../../shared/telephony/twilio-signature';
 import { audioRuntime } from '../fakes/call';
-import { createFakeLlm } from '../fakes/llm';
-import { createFakeStt } from '../fakes/stt';
+import { phoneAssistant, registerPhoneFakes } from '../fakes/phone';
 import { decodeWords } from '../fakes/tones';
-import { createFakeTts } from '../fakes/tts';
 
 // Outbound calls end to end: POST /v1/calls on a real node → a local fake of Twilio's REST API (checks the
 // basic auth and the Calls.json parameters) → the test then drives the call like Twilio: signed status
@@ -111,18 +107,8 @@ function api(path: string, init: RequestInit & { key?: string | null } = {}) {
   return fetch(`${server.url}${path}`, { ...rest, headers: { 'content-type': 'application/json', ...authorization, ...rest.headers } });
 }
 
-const ASSISTANT = {
-  name: 'Caller',
-  prompt: 'You call people.',
-  // "who" comes from the call's variables (the assistant's default would say "hello there").
-  greeting: 'hello {{who}}',
-  variables: { who: 'there' },
-  stt: { provider: 'fake-stt' },
-  llm: { provider: 'fake-llm' },
-  tts: { provider: 'fake-tts' },
-  vad: { provider: 'webrtc', webrtcMode: 1 },
-  idle: { timeoutMs: 0 },
-};
+// "who" comes from the call's variables (the assistant's default would say "hello there").
+const ASSISTANT = phoneAssistant({ name: 'Caller', prompt: 'You call people.', greeting: 'hello {{who}}', variables: { who: 'there' } });
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'twilio-outbound-'));
@@ -131,9 +117,7 @@ beforeAll(async () => {
   node = await startNode(env);
   const { resamplers, webrtc } = await audioRuntime();
   const registry = createProviderRegistry();
-  registry.stt.register(createFakeStt({ clock: systemClock, latencyMs: 30 }).stt);
-  registry.llm.register(createFakeLlm({ clock: systemClock, firstTokenDelayMs: 100, tokenDelayMs: 20, reply: () => 'okay sure' }).llm);
-  registry.tts.register(createFakeTts({ clock: systemClock, formats: [MULAW_8K], firstAudioDelayMs: 50, realTimeFactor: 0.2 }).tts);
+  registerPhoneFakes(registry, () => 'okay sure');
   // The fake Twilio REST API runs on loopback; production allows only https Twilio hosts.
   server = await startMediaServer({ node, registry, vads: { webrtc }, resamplers, allowTwilioApiBaseUrl: (url) => url.startsWith('http://127.0.0.1:') });
 

@@ -43,4 +43,30 @@ describe('pre-warmed greeting', () => {
     expect(call.comm.history.at(-1)).toMatchObject({ role: 'assistant', content: 'okay sure' });
     await call.end();
   });
+
+  it('an STT connected while the phone rang is adopted (not reopened): the greeting does not wait for its connect time', async () => {
+    // The engine starts listening before it speaks; connecting then (400 ms here) delays the greeting.
+    const setup = { config: { greeting: 'hello welcome' }, stt: { connectDelayMs: 400 }, llm: { reply: () => 'okay sure' }, prewarmGreeting: true };
+    const firstFrameMs = async (call: Awaited<ReturnType<typeof startCall>>) => {
+      await call.runUntil(() => call.fake.played.length > 0, 3000);
+      return call.fake.played[0]!.atMs - call.startedAtMs;
+    };
+    const cold = await startCall(setup);
+    const coldMs = await firstFrameMs(cold);
+    await cold.end();
+
+    const warm = await startCall({ ...setup, prewarmStt: true });
+    const warmMs = await firstFrameMs(warm);
+    expect(coldMs).toBeGreaterThanOrEqual(400);
+    expect(warmMs).toBeLessThanOrEqual(40);
+    expect(warm.stt.stats.opened).toBe(1);
+
+    // And it hears the caller.
+    await warm.run(1500);
+    warm.fake.say('what is the weather today');
+    await warm.runUntil(() => warm.of('userMessage').length === 1, 5000);
+    expect(warm.of('userMessage')[0]!.text).toBe('what is the weather today');
+    await warm.end();
+    expect(warm.stt.stats.closed).toBe(1);
+  });
 });
