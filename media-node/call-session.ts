@@ -27,6 +27,8 @@ export interface CallRuntime {
   /** Provider secrets from the environment (`<PROVIDER>_API_KEY`), the last step of credential precedence. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly tools?: (config: AssistantConfig) => ToolExecutor | undefined;
+  /** A cloud provider without any credential is served by the `local` engine (LOCAL_FALLBACK; on for embedded defaults). */
+  readonly localFallback?: boolean;
 }
 
 /**
@@ -40,9 +42,9 @@ export async function prepareCall(runtime: CallRuntime, context: Pick<CallContex
   const config = assistant.config;
   const credentials = createCredentialResolver(runtime.node.stores.credentials, context.projectId, { env: runtime.env });
   const [stt, llm, tts] = await Promise.all([
-    resolveChain(config.stt, runtime.registry.stt, credentials),
-    resolveChain(config.llm, runtime.registry.llm, credentials),
-    resolveChain(config.tts, runtime.registry.tts, credentials),
+    resolveChain(config.stt, runtime.registry.stt, credentials, { localFallback: runtime.localFallback }),
+    resolveChain(config.llm, runtime.registry.llm, credentials, { localFallback: runtime.localFallback }),
+    resolveChain(config.tts, runtime.registry.tts, credentials, { localFallback: runtime.localFallback }),
   ]);
   if (!runtime.vads[config.vad.provider]) {
     // Checked here too so the webhook can refuse the call before anything is set up.

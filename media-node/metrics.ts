@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CallEvent, CallObserver, TurnMetrics } from '../shared/contracts/observer';
+import type { ProviderMetricsSink } from '../shared/providers/streaming/metrics';
 
 /**
  * Prometheus metrics of one media node, in a registry of its own (never prom-client's global one, so tests
@@ -14,6 +15,8 @@ export interface NodeMetrics {
   readonly observer: CallObserver;
   /** `Content-Type` of `metricsText()` (Prometheus text format 0.0.4). */
   readonly contentType: string;
+  /** Connection-level measurements of streaming providers (connect time, first result, reconnects, errors). */
+  readonly providers: ProviderMetricsSink;
   /** A frame a channel could not decode (`channel`: e.g. 'twilio', 'asterisk-ws'). */
   malformedFrame(channel: string): void;
   metricsText(): Promise<string>;
@@ -108,6 +111,39 @@ export function createNodeMetrics(options: NodeMetricsOptions = {}): NodeMetrics
     registers,
   });
 
+  const providerConnect = new Histogram({
+    name: 'voice_provider_connect_seconds',
+    help: 'Streaming provider handshake time (socket open and ready), by stage and provider.',
+    labelNames: ['stage', 'provider'],
+    buckets: STAGE_BUCKETS_S,
+    registers,
+  });
+  const providerFirstResult = new Histogram({
+    name: 'voice_provider_first_result_seconds',
+    help: 'Streaming provider first result: STT first interim/final after its first audio, TTS first audio after its first text.',
+    labelNames: ['stage', 'provider', 'kind'],
+    buckets: STAGE_BUCKETS_S,
+    registers,
+  });
+  const providerReconnects = new Counter({
+    name: 'voice_provider_reconnects_total',
+    help: 'Streaming provider sockets reopened after an unexpected close or retryable error.',
+    labelNames: ['stage', 'provider'],
+    registers,
+  });
+  const providerSocketErrors = new Counter({
+    name: 'voice_provider_socket_errors_total',
+    help: 'Streaming provider errors seen by the socket layer, by kind (auth, rate-limit, unavailable, protocol, ...).',
+    labelNames: ['stage', 'provider', 'kind'],
+    registers,
+  });
+  const providers: ProviderMetricsSink = {
+    connected: (provider, stage, ms) => providerConnect.observe({ stage, provider }, ms / 1000),
+    firstResult: (provider, stage, kind, ms) => providerFirstResult.observe({ stage, provider, kind }, ms / 1000),
+    reconnected: (provider, stage) => providerReconnects.inc({ stage, provider }),
+    error: (provider, stage, kind) => providerSocketErrors.inc({ stage, provider, kind }),
+  };
+
   const runningCalls = new Set<string>();
   const endReasons = new Set<string>();
 
@@ -174,6 +210,7 @@ export function createNodeMetrics(options: NodeMetricsOptions = {}): NodeMetrics
   return {
     registry,
     observer,
+    providers,
     contentType: registry.contentType,
     malformedFrame(channel) {
       malformedFrames.inc({ channel });

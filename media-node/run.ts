@@ -1,9 +1,11 @@
 import pino, { type Logger } from 'pino';
 import { createSpeexResamplerFactory } from '../shared/audio/resampler';
 import { createProviderRegistry, type ProviderRegistry } from '../shared/providers/registry';
+import type { ProviderMetricsSink } from '../shared/providers/streaming/metrics';
 import { createWebRtcVadFactory } from '../shared/vad/webrtc';
 import { loadWasmModulesNode } from './audio/wasm-node';
 import { parseNodeEnv } from './config/env';
+import { createNodeMetrics } from './metrics';
 import { startNode, type NodeRuntime } from './node';
 import { createPinoObserver } from './observability/pino-sink';
 import { startMediaServer, type MediaServer } from './server';
@@ -12,9 +14,15 @@ import { createSileroVadFactory } from './vad/silero';
 export interface RunOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Adds the providers this process offers (the speech and LLM adapters; tests add fakes). */
-  readonly registerProviders?: (registry: ProviderRegistry) => void | Promise<void>;
+  readonly registerProviders?: (registry: ProviderRegistry, context: ProviderContext) => void | Promise<void>;
   /** Called with the process exit code after a signal-triggered drain (default: process.exit). */
   readonly exit?: (code: number) => void;
+}
+
+export interface ProviderContext {
+  /** Connection metrics of streaming adapters, into the node's Prometheus registry. */
+  readonly metrics: ProviderMetricsSink;
+  readonly logger: Logger;
 }
 
 export interface RunningNode {
@@ -39,10 +47,13 @@ export async function runMediaNode(options: RunOptions): Promise<RunningNode> {
   }
   const wasm = await loadWasmModulesNode();
   const registry = createProviderRegistry();
-  await options.registerProviders?.(registry);
+  const metrics = createNodeMetrics();
+  await options.registerProviders?.(registry, { metrics: metrics.providers, logger });
   const server = await startMediaServer({
     node,
     registry,
+    metrics,
+    localFallback: (env.LOCAL_FALLBACK ?? (env.DATABASE_URL ? 'off' : 'on')) === 'on',
     vads: { webrtc: await createWebRtcVadFactory(wasm.fvad), silero: createSileroVadFactory() },
     resamplers: await createSpeexResamplerFactory(wasm.speexResampler),
     observers: [createPinoObserver(logger)],

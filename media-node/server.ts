@@ -19,7 +19,7 @@ import { createCarrierChannel } from './channels/carrier-channel';
 import { mediaBaseUrl, publicBaseUrl } from './config/env';
 import { createHealthService } from './grpc/health';
 import { startListener, type Listener } from './listener';
-import { createNodeMetrics } from './metrics';
+import { createNodeMetrics, type NodeMetrics } from './metrics';
 import type { NodeRuntime } from './node';
 import * as grpc from '@grpc/grpc-js';
 import type { WebSocket } from 'ws';
@@ -33,6 +33,10 @@ export interface MediaServerOptions {
   readonly observers?: readonly CallObserver[];
   /** Provider keys from the environment (`<PROVIDER>_API_KEY`). */
   readonly providerEnv?: Readonly<Record<string, string | undefined>>;
+  /** A cloud provider without any credential is served by the registered `local` engine. */
+  readonly localFallback?: boolean;
+  /** The node's Prometheus metrics, when the caller made them (to hand `providers` to adapters); else created here. */
+  readonly metrics?: NodeMetrics;
   readonly log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
   readonly version?: string;
   /** Twilio REST hosts a credential's apiBaseUrl may name (default: https Twilio hosts only; tests allow a fake). */
@@ -54,7 +58,7 @@ export async function startMediaServer(options: MediaServerOptions) {
   const { node } = options;
   const env = node.env;
   const log = options.log ?? (() => undefined);
-  const metrics = createNodeMetrics();
+  const metrics = options.metrics ?? createNodeMetrics();
   const health = createHealthService();
   const calls = new Map<string, Promise<void>>();
   let draining = false;
@@ -68,6 +72,7 @@ export async function startMediaServer(options: MediaServerOptions) {
     resamplers: options.resamplers,
     clock: options.clock ?? systemClock,
     env: options.providerEnv,
+    localFallback: options.localFallback,
     observers: [metrics.observer, ...(options.observers ?? [])],
   };
   /** Greetings synthesised while the phone rings, by context id (dropped when claimed or after 2 minutes). */
@@ -94,7 +99,12 @@ export async function startMediaServer(options: MediaServerOptions) {
     mediaBaseUrl: () => mediaBaseUrl(base()),
     async checkCallable(call) {
       try {
-        await prepareCall(runtime, call);
+        const prepared = await prepareCall(runtime, call);
+        for (const [stage, chain] of [['stt', prepared.stt], ['llm', prepared.llm], ['tts', prepared.tts]] as const) {
+          for (const p of chain) {
+            if (p.substitutedFor) log('info', `no credential for ${stage} provider "${p.substitutedFor}": the local engine stands in`, { assistantId: call.assistantId });
+          }
+        }
         return undefined;
       } catch (error) {
         if (error instanceof ConfigError || error instanceof StoreError) {

@@ -46,6 +46,11 @@ export const NodeEnv = z.object({
   DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(600_000),
   NODE_ID: z.string().min(1).optional(),
   REGION: z.string().min(1).default('local'),
+  /**
+   * `on`: an assistant naming a cloud provider for which neither the project nor the environment has a key
+   * is served by the offline `local` engines. Default: on for embedded defaults (no DATABASE_URL), else off.
+   */
+  LOCAL_FALLBACK: z.enum(['on', 'off']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type NodeEnv = z.output<typeof NodeEnv>;

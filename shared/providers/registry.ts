@@ -8,7 +8,12 @@ import type { TextToSpeech } from '../contracts/tts';
 export interface Registrable {
   readonly id: string;
   readonly optionsSchema?: ZodType;
+  /** A cloud provider that cannot work without a secret (an API key from the credential store or environment). */
+  readonly requiresCredential?: boolean;
 }
+
+/** The id of the offline engines (`npm start` without any provider keys). */
+export const LOCAL_PROVIDER = 'local';
 
 export interface Registry<T extends Registrable> {
   register(impl: T): void;
@@ -66,6 +71,17 @@ export interface ResolvedProvider<T, B extends BlockLike> {
   readonly impl: T;
   readonly block: B;
   readonly apiKey: string | undefined;
+  /** Set when the block named a cloud provider without a credential and the local engine stands in for it. */
+  readonly substitutedFor?: string;
+}
+
+export interface ResolveOptions {
+  /**
+   * Precedence project credential → environment → `local`: a block whose provider needs a credential that
+   * neither the project nor the environment has is served by the `local` engine when one is registered
+   * (embedded defaults). Off (the default), the missing key surfaces as the provider's own auth error.
+   */
+  readonly localFallback?: boolean;
 }
 
 /** Resolve a block and its fallbacks, in order, validating each provider's own options. */
@@ -73,6 +89,7 @@ export async function resolveChain<T extends Registrable, B extends BlockLike>(
   block: B & { readonly fallbacks?: readonly B[] },
   registry: Registry<T>,
   credentials: CredentialResolver,
+  resolveOptions: ResolveOptions = {},
 ): Promise<ResolvedProvider<T, B>[]> {
   const blocks: B[] = [block, ...(block.fallbacks ?? [])];
   const chain: ResolvedProvider<T, B>[] = [];
@@ -90,7 +107,14 @@ export async function resolveChain<T extends Registrable, B extends BlockLike>(
       }
       options = parsed.data as Record<string, unknown>;
     }
-    chain.push({ impl, block: { ...b, options }, apiKey: await credentials.resolve(b.provider, b.credential) });
+    const apiKey = await credentials.resolve(b.provider, b.credential);
+    if (apiKey === undefined && impl.requiresCredential && resolveOptions.localFallback && registry.has(LOCAL_PROVIDER)) {
+      const local = registry.resolve(LOCAL_PROVIDER);
+      // The vendor's options (model, voice ids) mean nothing to the local engine: it runs on its defaults.
+      if (!chain.some((c) => c.impl === local)) chain.push({ impl: local, block: { ...b, provider: LOCAL_PROVIDER, options: {}, model: undefined, voice: undefined, endpoint: undefined }, apiKey: undefined, substitutedFor: b.provider });
+      continue;
+    }
+    chain.push({ impl, block: { ...b, options }, apiKey });
   }
   return chain;
 }

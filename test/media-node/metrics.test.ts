@@ -96,6 +96,24 @@ describe('Prometheus metrics of a media node', () => {
     expect(text).not.toContain('process_cpu'); // process metrics were switched off
   });
 
+  it('records streaming provider connections: connect time, first result, reconnects and socket errors', async () => {
+    const metrics = createNodeMetrics({ processMetrics: false });
+    metrics.providers.connected('deepgram', 'stt', 180);
+    metrics.providers.firstResult('deepgram', 'stt', 'interim', 240);
+    metrics.providers.firstResult('cartesia', 'tts', 'audio', 90);
+    metrics.providers.reconnected('deepgram', 'stt', 'close 1011');
+    metrics.providers.reconnected('deepgram', 'stt', 'close 1006');
+    metrics.providers.error('elevenlabs', 'tts', 'auth');
+    const text = await metrics.metricsText();
+    expect(sample(text, 'voice_provider_connect_seconds_sum', { stage: 'stt', provider: 'deepgram' })).toBeCloseTo(0.18);
+    expect(sample(text, 'voice_provider_connect_seconds_bucket', { stage: 'stt', provider: 'deepgram', le: '0.2' })).toBe(1);
+    expect(sample(text, 'voice_provider_connect_seconds_bucket', { stage: 'stt', provider: 'deepgram', le: '0.15' })).toBe(0);
+    expect(sample(text, 'voice_provider_first_result_seconds_count', { stage: 'stt', provider: 'deepgram', kind: 'interim' })).toBe(1);
+    expect(sample(text, 'voice_provider_first_result_seconds_sum', { stage: 'tts', provider: 'cartesia', kind: 'audio' })).toBeCloseTo(0.09);
+    expect(sample(text, 'voice_provider_reconnects_total', { stage: 'stt', provider: 'deepgram' })).toBe(2);
+    expect(sample(text, 'voice_provider_socket_errors_total', { stage: 'tts', provider: 'elevenlabs', kind: 'auth' })).toBe(1);
+  });
+
   it('keeps end-reason labels bounded: free text and the 33rd distinct reason count as "other"', async () => {
     const metrics = createNodeMetrics({ processMetrics: false });
     for (let i = 0; i < 40; i++) {

@@ -146,3 +146,39 @@ describe('resolveChain', () => {
     expect(unknown.code).toBe('PROVIDER_UNKNOWN');
   });
 });
+
+describe('resolveChain: local fallback (project credential → environment → local)', () => {
+  const cloud: FakeProvider = { id: 'cloudy', label: 'Cloud', requiresCredential: true, optionsSchema: z.object({ tier: z.enum(['fast']) }).strict() };
+  const local: FakeProvider = { id: 'local', label: 'Local' };
+  const other: FakeProvider = { id: 'other', label: 'Other', requiresCredential: true };
+  const withLocal = () => {
+    const r = createRegistry<FakeProvider>('tts');
+    r.register(cloud);
+    r.register(local);
+    r.register(other);
+    return r;
+  };
+  const keyFor = (provider: string): CredentialResolver => ({ resolve: async (p) => (p === provider ? 'secret' : undefined) });
+  const block = { provider: 'cloudy', options: { tier: 'fast' }, fallbacks: [{ provider: 'other', options: {} }] };
+
+  it('a keyless cloud provider is served by local (once, even when its fallback is keyless too), saying what it stands in for', async () => {
+    const chain = await resolveChain(block, withLocal(), noCredentials, { localFallback: true });
+    expect(chain.map((c) => [c.impl.id, c.substitutedFor, c.block.options])).toEqual([['local', 'cloudy', {}]]);
+  });
+
+  it('a provider with a credential is kept; only the keyless one is replaced', async () => {
+    const chain = await resolveChain(block, withLocal(), keyFor('other'), { localFallback: true });
+    expect(chain.map((c) => [c.impl.id, c.apiKey])).toEqual([
+      ['local', undefined],
+      ['other', 'secret'],
+    ]);
+  });
+
+  it('off by default, and without a registered local engine: the keyless provider stays (its own auth error will tell)', async () => {
+    expect((await resolveChain(block, withLocal(), noCredentials)).map((c) => c.impl.id)).toEqual(['cloudy', 'other']);
+    const r = createRegistry<FakeProvider>('tts');
+    r.register(cloud);
+    r.register(other);
+    expect((await resolveChain(block, r, noCredentials, { localFallback: true })).map((c) => c.impl.id)).toEqual(['cloudy', 'other']);
+  });
+});
