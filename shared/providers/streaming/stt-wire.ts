@@ -1,3 +1,4 @@
+import type { ZodType } from 'zod';
 import type { ProviderError } from '../../contracts/errors';
 import type { SttCapabilities, SttSessionOptions, SttWord } from '../../contracts/stt';
 
@@ -13,7 +14,7 @@ export interface SttWire {
     readonly keepAlive: boolean;
   };
   /** Options schema of the provider block's `options` (zod); validated before `connect` sees them. */
-  readonly optionsSchema?: import('zod').ZodType;
+  readonly optionsSchema?: ZodType;
   /**
    * URL (with query) and handshake headers. Throws ProviderError (non-retryable) for a missing API key.
    * Audio is always the pipeline's PCM16 16 kHz mono (ask for linear16/16000): the VAD needs that format, so

@@ -1,3 +1,4 @@
+import type { ZodType } from 'zod';
 import type { ProviderError } from '../../contracts/errors';
 import type { TtsCapabilities, TtsStreamOptions, TtsWordTiming } from '../../contracts/tts';
 
@@ -15,7 +16,7 @@ export interface TtsWire {
     readonly cancelWithoutClosing: boolean;
     readonly keepAlive: boolean;
   };
-  readonly optionsSchema?: import('zod').ZodType;
+  readonly optionsSchema?: ZodType;
   /** URL (with query) and headers. Throws ProviderError (non-retryable) for a missing API key or unsupported format. */
   connect(options: TtsStreamOptions): { url: string; headers?: Record<string, string>; protocols?: string[] };
   /** Sockets are reused only between utterances whose keys are equal (URL, credentials, voice/format when fixed per socket). */
