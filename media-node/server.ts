@@ -48,6 +48,8 @@ const START_TIMEOUT_MS = 10_000;
 const HEARTBEAT_MS = 5_000;
 const PREWARM_TTL_MS = 120_000;
 const PREWARM_WAIT_MS = 1_500;
+/** A call prepared by the webhook's check is reused by its pre-warm only this soon after (credentials may change). */
+const PREPARED_TTL_MS = 5_000;
 
 /**
  * The media node's network face: one port for the HTTP app (REST, webhooks, /metrics), the carriers' media
@@ -78,6 +80,9 @@ export async function startMediaServer(options: MediaServerOptions) {
   /** Greetings synthesised while the phone rings, by context id (dropped when claimed or after 2 minutes). */
   type Prewarmed = { prepared: PreparedCall; greeting: RecordedSpeech | undefined; stt: EarlyStt | undefined };
   const prewarmed = new Map<string, Promise<Prewarmed | undefined>>();
+  /** Calls prepared by the webhook's callable check, for its pre-warm a moment later (by project/assistant/version). */
+  const recentlyPrepared = new Map<string, PreparedCall>();
+  const preparedKey = (c: { projectId: string; assistantId: string; assistantVersion: number }) => `${c.projectId}/${c.assistantId}/${c.assistantVersion}`;
   const releaseWarm = (warm: Prewarmed | undefined) => void warm?.stt?.close().catch(() => undefined);
   const counters = new CallCounters(node.cache);
   const nodeRegistry = new NodeRegistry(node.cache);
@@ -100,6 +105,10 @@ export async function startMediaServer(options: MediaServerOptions) {
     async checkCallable(call) {
       try {
         const prepared = await prepareCall(runtime, call);
+        // The pre-warm that follows the webhook's answer uses this one (no second round of lookups).
+        const key = preparedKey(call);
+        recentlyPrepared.set(key, prepared);
+        setTimeout(() => recentlyPrepared.get(key) === prepared && recentlyPrepared.delete(key), PREPARED_TTL_MS).unref();
         for (const [stage, chain] of [['stt', prepared.stt], ['llm', prepared.llm], ['tts', prepared.tts]] as const) {
           for (const p of chain) {
             if (p.substitutedFor) log('info', `no credential for ${stage} provider "${p.substitutedFor}": the local engine stands in`, { assistantId: call.assistantId });
@@ -118,7 +127,9 @@ export async function startMediaServer(options: MediaServerOptions) {
       const warming = (async () => {
         const context = await node.stores.callContexts.get(contextId);
         if (!context) return undefined;
-        const prepared = await prepareCall(runtime, context);
+        const key = preparedKey(context);
+        const prepared = recentlyPrepared.get(key) ?? (await prepareCall(runtime, context));
+        recentlyPrepared.delete(key);
         // Both at once, each optional: a failure of one leaves the other's head start (and the call goes live).
         const [greeting, stt] = await Promise.all([
           prewarmGreeting(runtime, context, twilioCarrierCodec.outputFormat, prepared).catch((error: unknown) => {

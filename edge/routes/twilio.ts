@@ -171,9 +171,16 @@ export function twilioRoutes(deps: TwilioRouteDeps): Hono<AppEnv> {
   async function recordStatus(c: Context<AppEnv>, contextId: string | undefined, callSid: string | undefined) {
     const context = contextId ? await stores.callContexts.get(contextId) : callSid ? await stores.callContexts.getByChannelId('twilio', callSid) : undefined;
     if (!context) throw new ApiError(404, 'CALL_CONTEXT_NOT_FOUND', 'no call matches this status callback');
-    const { form } = await signedForm(c, context.projectId);
+    const { form, secret } = await signedForm(c, context.projectId);
     const event = parseTwilioStatusCallback(form);
     if (isProtocolError(event)) throw new ApiError(400, 'TWILIO_STATUS_INVALID', event.message, { issues: event.issues.map((message) => ({ message })) });
+    // A valid signature proves the sender holds the auth token, not that this status is about this call.
+    if (event.accountSid !== undefined && event.accountSid !== secret.accountSid) {
+      throw new ApiError(403, 'TWILIO_ACCOUNT_MISMATCH', "the status callback names another Twilio account than the project's credential");
+    }
+    if (context.channelId !== undefined && context.channelId !== event.callSid) {
+      throw new ApiError(409, 'TWILIO_CALL_MISMATCH', `the status callback is about call ${event.callSid}, not this context's call`);
+    }
     // Stored first (deduplicated by Twilio's event id); the status update below is safe to repeat.
     await stores.conversations.recordCallEvent({
       provider: 'twilio',

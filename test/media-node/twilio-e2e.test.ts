@@ -141,6 +141,17 @@ describe.each(nodeVariants())('on $name', (variant) => {
           headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': await signTwilioRequest({ authToken: AUTH_TOKEN, url: `${server.publicBaseUrl()}${path}`, params }) },
           body: new URLSearchParams(params).toString(),
         });
+      // Signed, but about another call or another account: refused, nothing stored.
+      const postWith = async (extra: Record<string, string>) => {
+        const forged = { ...params, ...extra };
+        return fetch(`${server.url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': await signTwilioRequest({ authToken: AUTH_TOKEN, url: `${server.publicBaseUrl()}${path}`, params: forged }) },
+          body: new URLSearchParams(forged).toString(),
+        });
+      };
+      expect((await postWith({ CallSid: `CA${'f'.repeat(32)}` })).status).toBe(409);
+      expect((await postWith({ AccountSid: `AC${'f'.repeat(32)}` })).status).toBe(403);
       expect((await post()).status).toBe(204);
       expect((await post()).status).toBe(204);
       const context = await node.stores.callContexts.get(contextId);
