@@ -49,4 +49,11 @@ export interface TextToSpeech {
   readonly id: string;
   readonly capabilities: TtsCapabilities;
   stream(options: TtsStreamOptions, onEvent: (event: TtsEvent) => void): TtsStream;
+  /**
+   * Optional: open a connection for these options ahead of the first utterance (while the phone rings), so
+   * that utterance skips the handshake. Rejects with a ProviderError when it cannot connect.
+   */
+  prewarm?(options: Omit<TtsStreamOptions, 'signal'>): Promise<void>;
+  /** Optional: release pooled connections (node shutdown); utterances still speaking get an error event. */
+  close?(): Promise<void>;
 }

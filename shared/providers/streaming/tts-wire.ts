@@ -17,6 +17,11 @@ export interface TtsWire {
     readonly keepAlive: boolean;
   };
   readonly optionsSchema?: ZodType;
+  /**
+   * The vendor has no end-of-utterance message (Deepgram Aura): after `end()`, the `pieceDone` of the last
+   * piece ends the utterance.
+   */
+  readonly lastPieceEndsUtterance?: boolean;
   /** URL (with query) and headers. Throws ProviderError (non-retryable) for a missing API key or unsupported format. */
   connect(options: TtsStreamOptions): { url: string; headers?: Record<string, string>; protocols?: string[] };
   /** Sockets are reused only between utterances whose keys are equal (URL, credentials, voice/format when fixed per socket). */
