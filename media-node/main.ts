@@ -1,11 +1,15 @@
 /**
- * Media node entry point (`npm start`): see run.ts. Providers register here as their adapters land (speech
- * and LLM issues); an assistant naming one that is missing is refused at the webhook with the reason spoken
- * to the caller.
+ * Media node entry point (`npm start`): see run.ts. The speech providers (cloud adapters and the offline
+ * `local` engines) register here; LLM adapters arrive with their issue. An assistant naming a provider the
+ * node lacks is refused at the webhook with the reason spoken to the caller.
  */
+import { registerSpeechProviders } from './providers/register';
 import { runMediaNode } from './run';
 
-runMediaNode({ env: process.env }).catch((error: unknown) => {
+runMediaNode({
+  env: process.env,
+  registerProviders: (registry, { metrics, logger }) => registerSpeechProviders(registry, { metrics, warn: (message) => logger.warn(message) }),
+}).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : error);
   process.exit(1);
 });

@@ -14,10 +14,13 @@ import { createSileroVadFactory } from './vad/silero';
 export interface RunOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Adds the providers this process offers (the speech and LLM adapters; tests add fakes). */
-  readonly registerProviders?: (registry: ProviderRegistry, context: ProviderContext) => void | Promise<void>;
+  readonly registerProviders?: (registry: ProviderRegistry, context: ProviderContext) => ProvidersCloser | Promise<ProvidersCloser>;
   /** Called with the process exit code after a signal-triggered drain (default: process.exit). */
   readonly exit?: (code: number) => void;
 }
+
+/** Returned by `registerProviders` when the providers hold resources (pooled sockets, workers) to close at shutdown. */
+export type ProvidersCloser = void | (() => Promise<void>);
 
 export interface ProviderContext {
   /** Connection metrics of streaming adapters, into the node's Prometheus registry. */
@@ -48,7 +51,7 @@ export async function runMediaNode(options: RunOptions): Promise<RunningNode> {
   const wasm = await loadWasmModulesNode();
   const registry = createProviderRegistry();
   const metrics = createNodeMetrics();
-  await options.registerProviders?.(registry, { metrics: metrics.providers, logger });
+  const closeProviders = await options.registerProviders?.(registry, { metrics: metrics.providers, logger });
   const server = await startMediaServer({
     node,
     registry,
@@ -71,6 +74,7 @@ export async function runMediaNode(options: RunOptions): Promise<RunningNode> {
     (stopping ??= (async () => {
       logger.info({ signal, activeCalls: server.activeCalls, drainTimeoutMs: env.DRAIN_TIMEOUT_MS }, 'draining: no new calls, running calls may finish');
       await server.drain();
+      await closeProviders?.();
       await node.close();
       logger.info('stopped');
       exit(0);

@@ -41,6 +41,7 @@ export function createDeepgramStt(deps: SocketProviderDeps, tuning?: DeepgramStt
   const flux = createDeepgramFluxStt(deps);
   return {
     id: 'deepgram',
+    requiresCredential: true,
     capabilities: nova.capabilities,
     optionsSchema: deepgramSttWire.optionsSchema,
     open: (options, onEvent) => (isFluxModel(options.model) ? flux : nova).open(options, onEvent),
@@ -49,5 +50,5 @@ export function createDeepgramStt(deps: SocketProviderDeps, tuning?: DeepgramStt
 
 /** The registered `deepgram` TTS (Aura over /v1/speak). */
 export function createDeepgramTts(deps: SocketProviderDeps): SocketTts {
-  return createSocketTts(deepgramTtsWire, deps);
+  return { ...createSocketTts(deepgramTtsWire, deps), requiresCredential: true };
 }

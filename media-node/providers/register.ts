@@ -1,0 +1,45 @@
+import type { ProviderRegistry } from '../../shared/providers/registry';
+import type { ProviderMetricsSink } from '../../shared/providers/streaming/metrics';
+import type { SocketFactory } from '../../shared/providers/streaming/socket';
+import { createCartesiaStt, createCartesiaTts } from '../../shared/providers/cartesia';
+import { createDeepgramStt, createDeepgramTts } from '../../shared/providers/deepgram';
+import { createElevenLabsTts } from '../../shared/providers/elevenlabs';
+import { createLocalStt, isLocalSttAvailable } from './local-stt/pocketsphinx-stt';
+import { createLocalTts } from './local-tts/flite-tts';
+import { createWsSocketFactory } from './ws-socket';
+
+export interface SpeechProviderOptions {
+  readonly metrics?: ProviderMetricsSink;
+  /** Default: `ws` sockets. */
+  readonly connect?: SocketFactory;
+  /** Register the offline engines as `local` (default true). */
+  readonly local?: boolean;
+  readonly warn?: (message: string) => void;
+}
+
+/**
+ * Every speech provider a media node offers: the cloud adapters (a key from the project's credentials or
+ * `<PROVIDER>_API_KEY`) and the offline `local` engines (Flite TTS in worker threads; PocketSphinx STT when
+ * the Debian packages are installed). Returns a closer for the pooled sockets and workers.
+ */
+export async function registerSpeechProviders(registry: ProviderRegistry, options: SpeechProviderOptions = {}): Promise<() => Promise<void>> {
+  const deps = { connect: options.connect ?? createWsSocketFactory(), ...(options.metrics ? { metrics: options.metrics } : {}) };
+  const ttsAdapters = [createDeepgramTts(deps), createCartesiaTts(deps), createElevenLabsTts(deps)];
+  registry.stt.register(createDeepgramStt(deps));
+  registry.stt.register(createCartesiaStt(deps));
+  for (const tts of ttsAdapters) registry.tts.register(tts);
+  const closers: (() => Promise<void>)[] = ttsAdapters.map((t) => () => t.close());
+  if (options.local ?? true) {
+    const localTts = createLocalTts();
+    registry.tts.register(localTts);
+    // Start the workers and compile Flite now, not on the first call's greeting (~100 ms).
+    void localTts.prewarm().catch((error: unknown) => options.warn?.(`local TTS could not start: ${error instanceof Error ? error.message : String(error)}`));
+    closers.push(() => localTts.close());
+    const stt = await isLocalSttAvailable();
+    if (stt.ok) registry.stt.register(createLocalStt());
+    else options.warn?.(`local STT is not available (${stt.reason}); calls on the local engines will not hear the caller — use text input or configure a cloud STT`);
+  }
+  return async () => {
+    await Promise.allSettled(closers.map((close) => close()));
+  };
+}
