@@ -82,6 +82,11 @@ export interface ResolveOptions {
    * (embedded defaults). Off (the default), the missing key surfaces as the provider's own auth error.
    */
   readonly localFallback?: boolean;
+  /**
+   * The call runs on the edge (workerd): a provider that needs Node (gRPC, worker threads, child processes)
+   * is refused with a configuration error instead of failing mid-call.
+   */
+  readonly edge?: boolean;
 }
 
 /** Resolve a block and its fallbacks, in order, validating each provider's own options. */
@@ -95,6 +100,9 @@ export async function resolveChain<T extends Registrable, B extends BlockLike>(
   const chain: ResolvedProvider<T, B>[] = [];
   for (const b of blocks) {
     const impl = registry.resolve(b.provider);
+    if (resolveOptions.edge && (impl as { capabilities?: { edgeCapable?: boolean } }).capabilities?.edgeCapable === false) {
+      throw new ConfigError('PROVIDER_NOT_EDGE_CAPABLE', `provider "${b.provider}" needs a media node (Node.js) and cannot run in an edge session; choose an edge-capable provider or route the call to a media node`);
+    }
     let options = b.options;
     if (impl.optionsSchema) {
       const parsed = impl.optionsSchema.safeParse(b.options);

@@ -182,3 +182,21 @@ describe('resolveChain: local fallback (project credential → environment → l
     expect((await resolveChain(block, r, noCredentials, { localFallback: true })).map((c) => c.impl.id)).toEqual(['cloudy', 'other']);
   });
 });
+
+describe('resolveChain: edge sessions', () => {
+  it('refuses a provider that is not edge-capable with a configuration error naming it; edge-capable ones pass', async () => {
+    const r = createRegistry<FakeProvider & { capabilities: { edgeCapable: boolean } }>('stt');
+    r.register({ id: 'grpc-only', label: 'gRPC', capabilities: { edgeCapable: false } });
+    r.register({ id: 'websocket', label: 'WS', capabilities: { edgeCapable: true } });
+    const error = await resolveChain({ provider: 'websocket', options: {}, fallbacks: [{ provider: 'grpc-only', options: {} }] }, r, noCredentials, { edge: true }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).code).toBe('PROVIDER_NOT_EDGE_CAPABLE');
+    expect((error as ConfigError).message).toContain('grpc-only');
+    expect((await resolveChain({ provider: 'websocket', options: {} }, r, noCredentials, { edge: true })).map((c) => c.impl.id)).toEqual(['websocket']);
+    // On a media node the same chain is fine.
+    expect((await resolveChain({ provider: 'websocket', options: {}, fallbacks: [{ provider: 'grpc-only', options: {} }] }, r, noCredentials)).length).toBe(2);
+  });
+});
