@@ -4,6 +4,7 @@ import type { TtsCapabilities } from '../../shared/contracts/tts';
 import { cartesiaSttWire, cartesiaTtsWire } from '../../shared/providers/cartesia';
 import { deepgramFluxWire, deepgramSttWire, deepgramTtsWire } from '../../shared/providers/deepgram';
 import { createElevenLabsTtsWire } from '../../shared/providers/elevenlabs';
+import { sarvamSttWire, sarvamTtsWire } from '../../shared/providers/sarvam';
 import { LOCAL_STT_CAPABILITIES } from './local-stt/pocketsphinx-stt';
 import { LOCAL_TTS_CAPABILITIES } from './local-tts/flite-tts';
 
@@ -17,12 +18,14 @@ export function speechCatalog(): { stt: SttRow[]; tts: TtsRow[] } {
       { id: 'deepgram', name: 'Deepgram Nova (live, /v1/listen)', capabilities: deepgramSttWire.capabilities },
       { id: 'deepgram', name: 'Deepgram Flux (`flux-*` models, /v2/listen)', capabilities: deepgramFluxWire.capabilities },
       { id: 'cartesia', name: 'Cartesia Ink', capabilities: cartesiaSttWire.capabilities },
+      { id: 'sarvamai', name: 'Sarvam AI (streaming, /speech-to-text/ws)', capabilities: sarvamSttWire.capabilities },
       { id: 'local', name: 'PocketSphinx (offline, development)', capabilities: LOCAL_STT_CAPABILITIES },
     ],
     tts: [
       { id: 'deepgram', name: 'Deepgram Aura', capabilities: deepgramTtsWire.capabilities },
       { id: 'elevenlabs', name: 'ElevenLabs (multi-context stream-input)', capabilities: createElevenLabsTtsWire().capabilities },
       { id: 'cartesia', name: 'Cartesia Sonic', capabilities: cartesiaTtsWire.capabilities },
+      { id: 'sarvamai', name: 'Sarvam Bulbul', capabilities: sarvamTtsWire.capabilities },
       { id: 'local', name: 'Flite (offline, worker threads)', capabilities: LOCAL_TTS_CAPABILITIES },
     ],
   };

@@ -4,6 +4,7 @@ import type { SocketFactory } from '../../shared/providers/streaming/socket';
 import { createCartesiaStt, createCartesiaTts } from '../../shared/providers/cartesia';
 import { createDeepgramStt, createDeepgramTts } from '../../shared/providers/deepgram';
 import { createElevenLabsTts } from '../../shared/providers/elevenlabs';
+import { createSarvamStt, createSarvamTts } from '../../shared/providers/sarvam';
 import { createLocalStt, isLocalSttAvailable } from './local-stt/pocketsphinx-stt';
 import { createLocalTts } from './local-tts/flite-tts';
 import { createWsSocketFactory } from './ws-socket';
@@ -24,9 +25,10 @@ export interface SpeechProviderOptions {
  */
 export async function registerSpeechProviders(registry: ProviderRegistry, options: SpeechProviderOptions = {}): Promise<() => Promise<void>> {
   const deps = { connect: options.connect ?? createWsSocketFactory(), ...(options.metrics ? { metrics: options.metrics } : {}) };
-  const ttsAdapters = [createDeepgramTts(deps), createCartesiaTts(deps), createElevenLabsTts(deps)];
+  const ttsAdapters = [createDeepgramTts(deps), createCartesiaTts(deps), createElevenLabsTts(deps), createSarvamTts(deps)];
   registry.stt.register(createDeepgramStt(deps));
   registry.stt.register(createCartesiaStt(deps));
+  registry.stt.register(createSarvamStt(deps));
   for (const tts of ttsAdapters) registry.tts.register(tts);
   const closers: (() => Promise<void>)[] = ttsAdapters.map((t) => () => t.close());
   if (options.local ?? true) {
