@@ -8,7 +8,7 @@ import { runMediaNode } from './run';
 
 runMediaNode({
   env: process.env,
-  registerProviders: (registry, { metrics, logger }) => registerSpeechProviders(registry, { metrics, warn: (message) => logger.warn(message) }),
+  registerProviders: (registry, { metrics, logger }) => registerSpeechProviders(registry, { metrics, warn: (message) => logger.warn(message), azureRegion: process.env.AZURE_SPEECH_SERVICE_REGION }),
 }).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : error);
   process.exit(1);

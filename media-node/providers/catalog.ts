@@ -1,6 +1,7 @@
 import type { AudioFormat } from '../../shared/audio/format';
 import type { SttCapabilities } from '../../shared/contracts/stt';
 import type { TtsCapabilities } from '../../shared/contracts/tts';
+import { AZURE_STT_CAPABILITIES, createAzureTtsWire } from '../../shared/providers/azure';
 import { cartesiaSttWire, cartesiaTtsWire } from '../../shared/providers/cartesia';
 import { deepgramFluxWire, deepgramSttWire, deepgramTtsWire } from '../../shared/providers/deepgram';
 import { createElevenLabsTtsWire } from '../../shared/providers/elevenlabs';
@@ -19,6 +20,7 @@ export function speechCatalog(): { stt: SttRow[]; tts: TtsRow[] } {
       { id: 'deepgram', name: 'Deepgram Flux (`flux-*` models, /v2/listen)', capabilities: deepgramFluxWire.capabilities },
       { id: 'cartesia', name: 'Cartesia Ink', capabilities: cartesiaSttWire.capabilities },
       { id: 'sarvamai', name: 'Sarvam AI (streaming, /speech-to-text/ws)', capabilities: sarvamSttWire.capabilities },
+      { id: 'azure-speech-service', name: 'Azure Speech (SDK WebSocket protocol)', capabilities: AZURE_STT_CAPABILITIES },
       { id: 'local', name: 'PocketSphinx (offline, development)', capabilities: LOCAL_STT_CAPABILITIES },
     ],
     tts: [
@@ -26,6 +28,7 @@ export function speechCatalog(): { stt: SttRow[]; tts: TtsRow[] } {
       { id: 'elevenlabs', name: 'ElevenLabs (multi-context stream-input)', capabilities: createElevenLabsTtsWire().capabilities },
       { id: 'cartesia', name: 'Cartesia Sonic', capabilities: cartesiaTtsWire.capabilities },
       { id: 'sarvamai', name: 'Sarvam Bulbul', capabilities: sarvamTtsWire.capabilities },
+      { id: 'azure-speech-service', name: 'Azure Speech neural voices (one turn per piece)', capabilities: createAzureTtsWire().capabilities },
       { id: 'local', name: 'Flite (offline, worker threads)', capabilities: LOCAL_TTS_CAPABILITIES },
     ],
   };

@@ -1,6 +1,7 @@
 import type { ProviderRegistry } from '../../shared/providers/registry';
 import type { ProviderMetricsSink } from '../../shared/providers/streaming/metrics';
 import type { SocketFactory } from '../../shared/providers/streaming/socket';
+import { createAzureStt, createAzureTts } from '../../shared/providers/azure';
 import { createCartesiaStt, createCartesiaTts } from '../../shared/providers/cartesia';
 import { createDeepgramStt, createDeepgramTts } from '../../shared/providers/deepgram';
 import { createElevenLabsTts } from '../../shared/providers/elevenlabs';
@@ -16,6 +17,8 @@ export interface SpeechProviderOptions {
   /** Register the offline engines as `local` (default true). */
   readonly local?: boolean;
   readonly warn?: (message: string) => void;
+  /** Default Azure region (AZURE_SPEECH_SERVICE_REGION) for blocks that name none. */
+  readonly azureRegion?: string;
 }
 
 /**
@@ -25,10 +28,12 @@ export interface SpeechProviderOptions {
  */
 export async function registerSpeechProviders(registry: ProviderRegistry, options: SpeechProviderOptions = {}): Promise<() => Promise<void>> {
   const deps = { connect: options.connect ?? createWsSocketFactory(), ...(options.metrics ? { metrics: options.metrics } : {}) };
-  const ttsAdapters = [createDeepgramTts(deps), createCartesiaTts(deps), createElevenLabsTts(deps), createSarvamTts(deps)];
+  const azure = options.azureRegion ? { region: options.azureRegion } : {};
+  const ttsAdapters = [createDeepgramTts(deps), createCartesiaTts(deps), createElevenLabsTts(deps), createSarvamTts(deps), createAzureTts(deps, azure)];
   registry.stt.register(createDeepgramStt(deps));
   registry.stt.register(createCartesiaStt(deps));
   registry.stt.register(createSarvamStt(deps));
+  registry.stt.register(createAzureStt(deps, azure));
   for (const tts of ttsAdapters) registry.tts.register(tts);
   const closers: (() => Promise<void>)[] = ttsAdapters.map((t) => () => t.close());
   if (options.local ?? true) {
