@@ -1,10 +1,12 @@
 import type { AudioFormat } from '../../shared/audio/format';
 import type { SttCapabilities } from '../../shared/contracts/stt';
 import type { TtsCapabilities } from '../../shared/contracts/tts';
+import { assemblyAiSttWire } from '../../shared/providers/assemblyai';
 import { AZURE_STT_CAPABILITIES, createAzureTtsWire } from '../../shared/providers/azure';
 import { cartesiaSttWire, cartesiaTtsWire } from '../../shared/providers/cartesia';
 import { deepgramFluxWire, deepgramSttWire, deepgramTtsWire } from '../../shared/providers/deepgram';
 import { createElevenLabsTtsWire } from '../../shared/providers/elevenlabs';
+import { revAiSttWire } from '../../shared/providers/revai';
 import { sarvamSttWire, sarvamTtsWire } from '../../shared/providers/sarvam';
 import { LOCAL_STT_CAPABILITIES } from './local-stt/pocketsphinx-stt';
 import { LOCAL_TTS_CAPABILITIES } from './local-tts/flite-tts';
@@ -20,6 +22,8 @@ export function speechCatalog(): { stt: SttRow[]; tts: TtsRow[] } {
       { id: 'deepgram', name: 'Deepgram Flux (`flux-*` models, /v2/listen)', capabilities: deepgramFluxWire.capabilities },
       { id: 'cartesia', name: 'Cartesia Ink', capabilities: cartesiaSttWire.capabilities },
       { id: 'sarvamai', name: 'Sarvam AI (streaming, /speech-to-text/ws)', capabilities: sarvamSttWire.capabilities },
+      { id: 'assemblyai', name: 'AssemblyAI Universal-Streaming (v3)', capabilities: assemblyAiSttWire.capabilities },
+      { id: 'revai', name: 'Rev.ai streaming', capabilities: revAiSttWire.capabilities },
       { id: 'azure-speech-service', name: 'Azure Speech (SDK WebSocket protocol)', capabilities: AZURE_STT_CAPABILITIES },
       { id: 'local', name: 'PocketSphinx (offline, development)', capabilities: LOCAL_STT_CAPABILITIES },
     ],

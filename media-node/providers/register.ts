@@ -1,10 +1,12 @@
 import type { ProviderRegistry } from '../../shared/providers/registry';
 import type { ProviderMetricsSink } from '../../shared/providers/streaming/metrics';
 import type { SocketFactory } from '../../shared/providers/streaming/socket';
+import { createAssemblyAiStt } from '../../shared/providers/assemblyai';
 import { createAzureStt, createAzureTts } from '../../shared/providers/azure';
 import { createCartesiaStt, createCartesiaTts } from '../../shared/providers/cartesia';
 import { createDeepgramStt, createDeepgramTts } from '../../shared/providers/deepgram';
 import { createElevenLabsTts } from '../../shared/providers/elevenlabs';
+import { createRevAiStt } from '../../shared/providers/revai';
 import { createSarvamStt, createSarvamTts } from '../../shared/providers/sarvam';
 import { createLocalStt, isLocalSttAvailable } from './local-stt/pocketsphinx-stt';
 import { createLocalTts } from './local-tts/flite-tts';
@@ -33,6 +35,8 @@ export async function registerSpeechProviders(registry: ProviderRegistry, option
   registry.stt.register(createDeepgramStt(deps));
   registry.stt.register(createCartesiaStt(deps));
   registry.stt.register(createSarvamStt(deps));
+  registry.stt.register(createAssemblyAiStt(deps));
+  registry.stt.register(createRevAiStt(deps));
   registry.stt.register(createAzureStt(deps, azure));
   for (const tts of ttsAdapters) registry.tts.register(tts);
   const closers: (() => Promise<void>)[] = ttsAdapters.map((t) => () => t.close());
