@@ -8,6 +8,7 @@ import { deepgramFluxWire, deepgramSttWire, deepgramTtsWire } from '../../shared
 import { createElevenLabsTtsWire } from '../../shared/providers/elevenlabs';
 import { revAiSttWire } from '../../shared/providers/revai';
 import { sarvamSttWire, sarvamTtsWire } from '../../shared/providers/sarvam';
+import { GOOGLE_STT_CAPABILITIES, GOOGLE_TTS_CAPABILITIES } from './google';
 import { LOCAL_STT_CAPABILITIES } from './local-stt/pocketsphinx-stt';
 import { LOCAL_TTS_CAPABILITIES } from './local-tts/flite-tts';
 
@@ -25,6 +26,7 @@ export function speechCatalog(): { stt: SttRow[]; tts: TtsRow[] } {
       { id: 'assemblyai', name: 'AssemblyAI Universal-Streaming (v3)', capabilities: assemblyAiSttWire.capabilities },
       { id: 'revai', name: 'Rev.ai streaming', capabilities: revAiSttWire.capabilities },
       { id: 'azure-speech-service', name: 'Azure Speech (SDK WebSocket protocol)', capabilities: AZURE_STT_CAPABILITIES },
+      { id: 'google-speech-service', name: 'Google Speech-to-Text v2 (gRPC StreamingRecognize)', capabilities: GOOGLE_STT_CAPABILITIES },
       { id: 'local', name: 'PocketSphinx (offline, development)', capabilities: LOCAL_STT_CAPABILITIES },
     ],
     tts: [
@@ -33,6 +35,7 @@ export function speechCatalog(): { stt: SttRow[]; tts: TtsRow[] } {
       { id: 'cartesia', name: 'Cartesia Sonic', capabilities: cartesiaTtsWire.capabilities },
       { id: 'sarvamai', name: 'Sarvam Bulbul', capabilities: sarvamTtsWire.capabilities },
       { id: 'azure-speech-service', name: 'Azure Speech neural voices (one turn per piece)', capabilities: createAzureTtsWire().capabilities },
+      { id: 'google-speech-service', name: 'Google Text-to-Speech (gRPC StreamingSynthesize, Chirp 3 HD)', capabilities: GOOGLE_TTS_CAPABILITIES },
       { id: 'local', name: 'Flite (offline, worker threads)', capabilities: LOCAL_TTS_CAPABILITIES },
     ],
   };

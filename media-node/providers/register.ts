@@ -8,6 +8,7 @@ import { createDeepgramStt, createDeepgramTts } from '../../shared/providers/dee
 import { createElevenLabsTts } from '../../shared/providers/elevenlabs';
 import { createRevAiStt } from '../../shared/providers/revai';
 import { createSarvamStt, createSarvamTts } from '../../shared/providers/sarvam';
+import { createGoogleAuth, createGoogleStt, createGoogleTts } from './google';
 import { createLocalStt, isLocalSttAvailable } from './local-stt/pocketsphinx-stt';
 import { createLocalTts } from './local-tts/flite-tts';
 import { createWsSocketFactory } from './ws-socket';
@@ -40,6 +41,13 @@ export async function registerSpeechProviders(registry: ProviderRegistry, option
   registry.stt.register(createAzureStt(deps, azure));
   for (const tts of ttsAdapters) registry.tts.register(tts);
   const closers: (() => Promise<void>)[] = ttsAdapters.map((t) => () => t.close());
+  // Google speaks gRPC (Node-only): one pooled HTTP/2 connection per endpoint, OAuth tokens cached.
+  const auth = createGoogleAuth();
+  const googleStt = createGoogleStt({ ...deps, auth });
+  const googleTts = createGoogleTts({ ...deps, auth });
+  registry.stt.register(googleStt);
+  registry.tts.register(googleTts);
+  closers.push(() => googleStt.close(), () => googleTts.close());
   if (options.local ?? true) {
     const localTts = createLocalTts();
     registry.tts.register(localTts);
