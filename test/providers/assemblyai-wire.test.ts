@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { PIPELINE_FORMAT } from '../../shared/audio/format';
 import { ProviderError } from '../../shared/contracts/errors';
-import type { SttEvent, SttSession, SttSessionOptions } from '../../shared/contracts/stt';
+import type { SttEvent, SttSessionOptions } from '../../shared/contracts/stt';
 import { createAssemblyAiStt } from '../../shared/providers/assemblyai';
-import { chunkSessionAudio, chunkSocketAudio, createAudioChunker } from '../../shared/providers/assemblyai/audio-chunks';
 import {
   assemblyAiError,
   assemblyAiSttWire,
@@ -98,6 +97,13 @@ describe('assemblyai STT wire: client frames and capabilities', () => {
     expect(assemblyAiSttWire.keepAliveMessage!.intervalMs).toBe(5000);
     expect(createAssemblyAiSttWire({ formatTurns: false, keepAliveIntervalMs: 200 }).keepAliveMessage!.intervalMs).toBe(200);
     expect(assemblyAiSttWire.capabilities).toEqual({ interimResults: true, finalize: true, wordTimings: true, endOfTurn: true, edgeCapable: true, keepAlive: true });
+  });
+
+  it('asks the socket base for 50–1000 ms messages padded on flush, and a replay paced at real time', () => {
+    for (const wire of [assemblyAiSttWire, formattedWire]) {
+      expect(wire.audioMessageMs).toEqual({ min: 50, max: 1000, padOnFlush: true, hold: 200 });
+      expect(wire.replayPacing).toEqual({ realtimeFactor: 1 });
+    }
   });
 });
 
@@ -237,73 +243,7 @@ describe('assemblyai STT wire: errors', () => {
   });
 });
 
-// ---- chunking ----
-
 const frame = (ms: number, value: number) => new Uint8Array(ms * BYTES_PER_MS).fill(value);
-
-describe('assemblyai audio chunking', () => {
-  it('joins 20 ms frames into 60 ms messages, copies what it holds, pads the rest to 50 ms on flush', () => {
-    const chunker = createAudioChunker();
-    const first = frame(20, 1);
-    expect(chunker.push(first)).toEqual([]);
-    first.fill(9); // the caller reuses its buffer: the held copy must not change
-    expect(chunker.push(frame(20, 2))).toEqual([]);
-    const [message, ...more] = chunker.push(frame(20, 3));
-    expect(more).toEqual([]);
-    expect(message!.byteLength).toBe(60 * BYTES_PER_MS);
-    expect([message![0], message![20 * BYTES_PER_MS], message![40 * BYTES_PER_MS]]).toEqual([1, 2, 3]);
-    expect(chunker.flush()).toBeUndefined();
-    chunker.push(frame(20, 4));
-    expect(chunker.heldBytes).toBe(20 * BYTES_PER_MS);
-    const padded = chunker.flush()!;
-    expect(padded.byteLength).toBe(50 * BYTES_PER_MS);
-    expect(padded[0]).toBe(4);
-    expect(padded.subarray(20 * BYTES_PER_MS).every((b) => b === 0)).toBe(true);
-    expect(chunker.heldBytes).toBe(0);
-  });
-
-  it('splits more than 1000 ms into legal messages', () => {
-    const chunker = createAudioChunker();
-    const sizes = chunker.push(frame(2530, 5)).map((m) => m.byteLength / BYTES_PER_MS);
-    expect(sizes).toEqual([1000, 1000, 530]);
-    expect(chunker.push(frame(1010, 5)).map((m) => m.byteLength / BYTES_PER_MS)).toEqual([1000]);
-    expect(chunker.heldBytes / BYTES_PER_MS).toBe(10);
-  });
-
-  it('socket side: legal sends pass as they are, short ones merge with what follows, a text frame flushes first', async () => {
-    const sent: (string | Uint8Array)[] = [];
-    const inner: SocketFactory = async () => ({ send: (d) => void sent.push(d), bufferedAmount: 0, open: true, close: () => {} });
-    const socket = await chunkSocketAudio(inner)({ url: 'ws://x', timeoutMs: 1000 }, { onMessage() {}, onClose() {} });
-    const legal = frame(100, 1);
-    socket.send(legal);
-    expect(sent[0]).toBe(legal);
-    socket.send(frame(20, 2)); // a replay's short tail
-    expect(sent).toHaveLength(1);
-    expect(socket.bufferedAmount).toBe(20 * BYTES_PER_MS);
-    socket.send(frame(60, 3));
-    expect((sent[1] as Uint8Array).byteLength).toBe(80 * BYTES_PER_MS);
-    socket.send(frame(30, 4));
-    socket.send('{"type":"KeepAlive"}');
-    expect((sent[2] as Uint8Array).byteLength).toBe(50 * BYTES_PER_MS);
-    expect(sent[3]).toBe('{"type":"KeepAlive"}');
-  });
-
-  it('session side: writes reach the base as ≥ 50 ms messages; finalize and close write the padded rest first', async () => {
-    const calls: string[] = [];
-    const inner: SttSession = {
-      write: (f) => void calls.push(`write ${f.data.byteLength / BYTES_PER_MS}`),
-      finalize: () => void calls.push('finalize'),
-      close: async () => void calls.push('close'),
-    };
-    const session = chunkSessionAudio(inner);
-    for (let i = 0; i < 4; i++) session.write({ format: PIPELINE_FORMAT, data: frame(20, i) });
-    session.finalize();
-    session.finalize();
-    session.write({ format: PIPELINE_FORMAT, data: frame(20, 7) });
-    await session.close();
-    expect(calls).toEqual(['write 60', 'write 50', 'finalize', 'finalize', 'write 50', 'close']);
-  });
-});
 
 // ---- the adapter over an in-memory socket: every audio message legal, replay included ----
 
@@ -354,7 +294,7 @@ const until = async (condition: () => boolean) => {
 };
 
 describe('assemblyai adapter over an in-memory socket', () => {
-  it('sends only 50–1000 ms messages: live frames joined, a reconnect replay merged without padding, finalize padded once', async () => {
+  it('sends only 50–1000 ms messages: live frames joined, a reconnect replay paced and not padded, finalize padded once', async () => {
     const { factory, sockets } = memorySockets();
     const adapter = createAssemblyAiStt({ connect: factory, retry: { attempts: 3, baseDelayMs: 1 } });
     const events: SttEvent[] = [];
@@ -370,21 +310,29 @@ describe('assemblyai adapter over an in-memory socket', () => {
     write(21); // 420 ms: seven 60 ms messages, nothing held
     expect(binaries(sockets[0]!.sent).map((m) => m.byteLength / BYTES_PER_MS)).toEqual([60, 60, 60, 60, 60, 60, 60]);
 
-    sockets[0]!.handlers.onClose(1006, ''); // dropped: the base reconnects and replays 420 ms in 100 ms pieces
+    sockets[0]!.handlers.onClose(1006, ''); // dropped: the base reconnects and replays 420 ms in 100 ms messages, at real time
     await until(() => sockets.length === 2);
+    const replayStarted = performance.now();
+    session.finalize(); // asked during the paced replay: it follows the replay
     await until(() => binaries(sockets[1]!.sent).length >= 4);
-    expect(binaries(sockets[1]!.sent).map((m) => m.byteLength / BYTES_PER_MS)).toEqual([100, 100, 100, 100]); // the 20 ms tail is held
+    // 200 ms go at once, the other 200 ms at real time.
+    expect(performance.now() - replayStarted).toBeGreaterThanOrEqual(180);
+    expect(binaries(sockets[1]!.sent).map((m) => m.byteLength / BYTES_PER_MS)).toEqual([100, 100, 100, 100, 50]); // the 20 ms tail padded for the finalize
+    expect(sockets[1]!.sent.at(-1)).toBe('{"type":"ForceEndpoint"}');
+    const afterFinalize = sockets[1]!.sent.length;
     write(3);
     write(1);
     session.finalize();
     const replayed = binaries(sockets[1]!.sent);
-    expect(replayed.map((m) => m.byteLength / BYTES_PER_MS)).toEqual([100, 100, 100, 100, 80, 50]);
-    // Contiguous: the replay and the new frames in order, no silence inserted; padding only at the finalize.
-    expect(concat(replayed).subarray(0, 24 * 20 * BYTES_PER_MS)).toEqual(concat(written.slice(0, 24)));
-    const last = replayed.at(-1)!;
-    expect(last.subarray(0, 20 * BYTES_PER_MS)).toEqual(written[24]);
-    expect(last.subarray(20 * BYTES_PER_MS).every((b) => b === 0)).toBe(true);
-    expect(sockets[1]!.sent.at(-1)).toBe('{"type":"ForceEndpoint"}');
+    expect(replayed.map((m) => m.byteLength / BYTES_PER_MS)).toEqual([100, 100, 100, 100, 50, 60, 50]);
+    // Contiguous: the replay in order, padding only before each ForceEndpoint, never mid-message.
+    expect(concat(replayed.slice(0, 4))).toEqual(concat(written.slice(0, 20)));
+    expect(replayed[4]!.subarray(0, 20 * BYTES_PER_MS)).toEqual(written[20]);
+    expect(replayed[4]!.subarray(20 * BYTES_PER_MS).every((b) => b === 0)).toBe(true);
+    expect(replayed[5]).toEqual(concat(written.slice(21, 24)));
+    expect(replayed[6]!.subarray(0, 20 * BYTES_PER_MS)).toEqual(written[24]);
+    expect(replayed[6]!.subarray(20 * BYTES_PER_MS).every((b) => b === 0)).toBe(true);
+    expect(sockets[1]!.sent.slice(afterFinalize).filter((m) => typeof m === 'string')).toEqual(['{"type":"ForceEndpoint"}']);
     await session.close();
     expect(sockets[1]!.sent.at(-1)).toBe('{"type":"Terminate"}');
     expect(events).toEqual([]);

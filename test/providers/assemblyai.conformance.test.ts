@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createWsSocketFactory } from '../../media-node/providers/ws-socket';
 import { PIPELINE_FORMAT, pcm16Bytes } from '../../shared/audio/format';
 import type { SttEvent, SttSession } from '../../shared/contracts/stt';
-import { createAssemblyAiStt } from '../../shared/providers/assemblyai';
+import { createAssemblyAiStt, createAssemblyAiSttWire } from '../../shared/providers/assemblyai';
+import { createSocketStt } from '../../shared/providers/streaming/stt-socket';
 import { splitWords, synthesizeWords } from '../fakes/tones';
 import { describeSttConformance, silence, speak, waitFor } from './conformance/stt-suite';
 import { startAssemblyAiFake, type AssemblyAiFakeOptions, type AssemblyAiFakeServer } from './fakes/assemblyai';
@@ -125,6 +126,55 @@ describe('assemblyai adapter against the fake: turns, errors and the real-time r
     await new Promise((r) => setTimeout(r, 100));
     expect(fake.connections).toHaveLength(1);
   });
+
+  /** `words` then `trailingMs` of silence, written in 20 ms frames at real time as a telephony channel does. */
+  async function feedRealTime(session: SttSession, words: string[], trailingMs: number): Promise<void> {
+    const { pcm } = synthesizeWords(words, 16000);
+    const padded = new Int16Array(Math.ceil(pcm.length / 320) * 320 + (trailingMs / 20) * 320);
+    padded.set(pcm);
+    const startedAt = performance.now();
+    for (let n = 0; n * 320 < padded.length; n++) {
+      session.write({ format: PIPELINE_FORMAT, data: pcm16Bytes(padded.subarray(n * 320, n * 320 + 320)) });
+      const due = startedAt + (n + 1) * 20 - performance.now();
+      if (due > 0) await new Promise((r) => setTimeout(r, due));
+    }
+  }
+
+  const fourWords = ['once', 'upon', 'a', 'time'];
+  const heard = (events: SttEvent[]) => events.flatMap((e) => (e.type === 'final' ? splitWords(e.text) : []));
+
+  it('a reconnect replay is paced: audio at real time survives a drop under the real-time rule, no word lost', async () => {
+    const fake = await start({ enforceRealTime: { toleranceMs: 300 } });
+    const { events, session } = await open(fake);
+    fake.control.dropAfterWords(2);
+    await feedRealTime(session, fourWords, 800);
+    await waitFor(() => heard(events).includes('time'), 'the final after the reconnect');
+    expect(heard(events)).toEqual(fourWords);
+    expect(errors(events)).toEqual([]);
+    expect(fake.connections).toHaveLength(2);
+    const sizes = fake.connections[1]!.received.flatMap((f) => (typeof f === 'string' ? [] : [f.byteLength / 32]));
+    expect(Math.min(...sizes)).toBeGreaterThanOrEqual(50);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(1000);
+  }, 15_000);
+
+  it('negative control: the same replay unpaced breaks the real-time rule (3007)', async () => {
+    const fake = await start({ enforceRealTime: { toleranceMs: 300 } });
+    const { replayPacing: _paced, ...unpaced } = createAssemblyAiSttWire({ formatTurns: false });
+    const events: SttEvent[] = [];
+    const abort = new AbortController();
+    const session = await createSocketStt(unpaced, { connect, retry }).open(
+      { model: 'universal-streaming-english', language: 'en-US', options: {}, endpoint: fake.endpoint, apiKey: fake.apiKey, signal: abort.signal },
+      (e) => events.push(e),
+    );
+    closers.push(async () => {
+      await session.close();
+      abort.abort();
+    });
+    fake.control.dropAfterWords(2);
+    await feedRealTime(session, fourWords, 800);
+    await waitFor(() => errors(events).length > 0, 'the error');
+    expect(errors(events)).toEqual([expect.objectContaining({ code: 'ASSEMBLYAI_BAD_AUDIO', retryable: false })]);
+  }, 15_000);
 
   it('audio written at real time in 20 ms frames passes the fake\'s real-time and chunk-size rules', async () => {
     const fake = await start({ enforceRealTime: { toleranceMs: 150 } });

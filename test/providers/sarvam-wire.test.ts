@@ -1,14 +1,14 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ALAW_8K, MULAW_8K, PIPELINE_FORMAT, type AudioFormat, type AudioFrame } from '../../shared/audio/format';
 import { encodeWav } from '../../shared/audio/wav';
 import { ProviderError } from '../../shared/contracts/errors';
 import type { SttSessionOptions } from '../../shared/contracts/stt';
 import type { TtsStreamOptions } from '../../shared/contracts/tts';
-import { batchAudio, createSarvamStt, createSarvamTts } from '../../shared/providers/sarvam';
+import { createSarvamStt, createSarvamTts } from '../../shared/providers/sarvam';
 import { sarvamLanguage } from '../../shared/providers/sarvam/protocol';
 import { createSarvamSttWire, sarvamAudioMessage, sarvamSttWire } from '../../shared/providers/sarvam/stt-wire';
 import { SARVAM_TTS_FORMATS, sarvamOutputFormat, sarvamTtsWire, splitText, stripWavHeader } from '../../shared/providers/sarvam/tts-wire';
-import type { SocketSttSession } from '../../shared/providers/streaming/stt-socket';
+import type { SocketFactory } from '../../shared/providers/streaming/socket';
 
 const signal = new AbortController().signal;
 const stt = (over: Partial<SttSessionOptions> = {}): SttSessionOptions => ({ language: 'en-IN', apiKey: 'sk-1', options: {}, signal, ...over });
@@ -366,54 +366,64 @@ describe('sarvamai adapters', () => {
   });
 });
 
-describe('sarvamai STT: audio batching', () => {
-  afterEach(() => {
-    vi.useRealTimers();
+describe('sarvamai STT: audio batching (the socket base, sized by the wire)', () => {
+  it('the wire asks for audioChunkMs messages, unpadded', () => {
+    const sizing = sarvamSttWire.audioMessageMs as (options: SttSessionOptions) => unknown;
+    expect(sizing(stt())).toEqual({ min: 100, max: 100 });
+    expect(sizing(stt({ options: { audioChunkMs: 60 } }))).toEqual({ min: 60, max: 60 });
+    expect(sarvamSttWire.replayPacing).toBeUndefined();
   });
 
-  function fakeInner() {
-    const writes: Uint8Array[] = [];
-    const calls: string[] = [];
-    const inner: SocketSttSession = {
-      write: (frame) => {
-        writes.push(frame.data.slice());
-        calls.push(`write:${frame.data.byteLength}`);
+  /** The adapter over an in-memory socket: what it sent, as PCM (audio) or the text frame (anything else). */
+  async function open(options: Record<string, unknown> = {}) {
+    const sent: (Uint8Array | string)[] = [];
+    const connect: SocketFactory = async () => ({
+      send: (d) => {
+        const text = typeof d === 'string' ? d : new TextDecoder().decode(d);
+        const audio = text.startsWith('{"audio"') ? (JSON.parse(text) as { audio: { data: string } }).audio.data : undefined;
+        sent.push(audio === undefined ? text : Uint8Array.from(atob(audio), (c) => c.charCodeAt(0)));
       },
-      finalize: () => void calls.push('finalize'),
-      close: async () => void calls.push('close'),
-      stats: { connections: 1, reconnects: 0, droppedReplayMs: 0, malformedMessages: 0 },
-    };
-    return { inner, writes, calls };
+      bufferedAmount: 0,
+      open: true,
+      close: () => {},
+    });
+    const session = await createSarvamStt({ connect }).open(stt({ endpoint: 'ws://fake', options }), () => {});
+    const calls = () => sent.map((m) => (typeof m === 'string' ? (m.includes('flush') ? 'flush' : m) : `audio:${m.byteLength}`));
+    return { session, sent, calls };
   }
 
   const frame = (n: number): AudioFrame => ({ format: PIPELINE_FORMAT, data: new Uint8Array(640).fill(n) });
 
-  it('hands on whole 100 ms chunks of the frames in order; finalize and close flush the rest first', async () => {
-    const { inner, writes, calls } = fakeInner();
-    const session = batchAudio(inner, 3200, 200);
+  it('sends whole 100 ms messages of the frames in order; finalize and close send the rest first, unpadded', async () => {
+    const { session, sent, calls } = await open();
     for (let i = 1; i <= 12; i++) session.write(frame(i));
-    expect(calls).toEqual(['write:3200', 'write:3200']);
-    expect([...writes[0]!.subarray(0, 640)].every((b) => b === 1)).toBe(true);
-    expect([...writes[1]!.subarray(2560)].every((b) => b === 10)).toBe(true);
+    expect(calls()).toEqual(['audio:3200', 'audio:3200']);
+    const [first, second] = sent as Uint8Array[];
+    expect([...first!.subarray(0, 640)].every((b) => b === 1)).toBe(true);
+    expect([...second!.subarray(2560)].every((b) => b === 10)).toBe(true);
     session.finalize();
-    expect(calls.slice(2)).toEqual(['write:1280', 'finalize']);
-    expect([...writes[2]!].every((b, i) => b === (i < 640 ? 11 : 12))).toBe(true);
+    expect(calls().slice(2)).toEqual(['audio:1280', 'flush']);
+    expect([...(sent[2] as Uint8Array)].every((b, i) => b === (i < 640 ? 11 : 12))).toBe(true);
     session.write(frame(13));
     await session.close();
-    expect(calls.slice(4)).toEqual(['write:640', 'close']);
+    expect(calls().slice(4)).toEqual(['audio:640']);
     session.write(frame(14));
-    expect(calls).toHaveLength(6);
-    expect(session.stats).toBe(inner.stats);
+    expect(calls()).toHaveLength(5);
   });
 
-  it('a part-filled chunk goes out after the hold time when audio stops', () => {
-    vi.useFakeTimers();
-    const { inner, calls } = fakeInner();
-    const session = batchAudio(inner, 3200, 200);
+  it('audioChunkMs sets the message size', async () => {
+    const { session, calls } = await open({ audioChunkMs: 60 });
+    for (let i = 1; i <= 7; i++) session.write(frame(i));
+    expect(calls()).toEqual(['audio:1920', 'audio:1920']);
+    await session.close();
+  });
+
+  it('a part-filled message goes out once no audio came for 2 × audioChunkMs (loose timing)', async () => {
+    const { session, calls } = await open();
     session.write(frame(1));
-    vi.advanceTimersByTime(199);
-    expect(calls).toEqual([]);
-    vi.advanceTimersByTime(1);
-    expect(calls).toEqual(['write:640']);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(calls()).toEqual([]);
+    await vi.waitFor(() => expect(calls()).toEqual(['audio:640']), { timeout: 1000, interval: 10 });
+    await session.close();
   });
 });

@@ -2,10 +2,8 @@ import type { SpeechToText } from '../../contracts/stt';
 import type { Registrable } from '../registry';
 import type { SocketProviderDeps } from '../streaming/deps';
 import { createSocketStt } from '../streaming/stt-socket';
-import { chunkSessionAudio, chunkSocketAudio } from './audio-chunks';
 import { ASSEMBLYAI_ID, assemblyAiSttOptionsSchema, createAssemblyAiSttWire } from './stt-wire';
 
-export { createAudioChunker, chunkSessionAudio, chunkSocketAudio } from './audio-chunks';
 export { assemblyAiSttOptionsSchema, assemblyAiSttWire, createAssemblyAiSttWire, decodeAssemblyAi } from './stt-wire';
 
 export interface AssemblyAiSttTuning {
@@ -15,24 +13,23 @@ export interface AssemblyAiSttTuning {
 
 /**
  * The registered `assemblyai` STT (Universal-Streaming v3): the shared socket base with the AssemblyAI wire,
- * plus the audio chunking v3 needs (messages of 50–1000 ms, audio-chunks.ts) on both sides of the base. The
- * block's `formatTurns` picks the wire (formatted or plain end of turn, stt-wire.ts); capabilities are the same.
+ * whose `audioMessageMs` and `replayPacing` keep every message within 50–1000 ms and a reconnect's replay
+ * within real time (stt-wire.ts). The block's `formatTurns` picks the wire (formatted or plain end of turn);
+ * capabilities are the same.
  */
 export function createAssemblyAiStt(deps: SocketProviderDeps, tuning?: AssemblyAiSttTuning): SpeechToText & Registrable {
-  const chunkedDeps: SocketProviderDeps = { ...deps, connect: chunkSocketAudio(deps.connect) };
   const keepAlive = tuning?.keepAliveIntervalMs !== undefined ? { keepAliveIntervalMs: tuning.keepAliveIntervalMs } : {};
-  const plain = createSocketStt(createAssemblyAiSttWire({ formatTurns: false, ...keepAlive }), chunkedDeps);
-  const formatted = createSocketStt(createAssemblyAiSttWire({ formatTurns: true, ...keepAlive }), chunkedDeps);
+  const plain = createSocketStt(createAssemblyAiSttWire({ formatTurns: false, ...keepAlive }), deps);
+  const formatted = createSocketStt(createAssemblyAiSttWire({ formatTurns: true, ...keepAlive }), deps);
   return {
     id: ASSEMBLYAI_ID,
     requiresCredential: true,
     capabilities: plain.capabilities,
     optionsSchema: assemblyAiSttOptionsSchema,
-    async open(options, onEvent) {
+    open(options, onEvent) {
       // Invalid options go to the plain wire, whose connect reports them.
       const parsed = assemblyAiSttOptionsSchema.safeParse(options.options);
-      const stt = parsed.success && parsed.data.formatTurns ? formatted : plain;
-      return chunkSessionAudio(await stt.open(options, onEvent));
+      return (parsed.success && parsed.data.formatTurns ? formatted : plain).open(options, onEvent);
     },
   };
 }

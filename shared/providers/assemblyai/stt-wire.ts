@@ -10,8 +10,10 @@ import type { SttWire, SttWireEvent } from '../streaming/stt-wire';
  * - Handshake: `Authorization: <key>` (the raw key, no scheme); PCM16 16 kHz (`encoding=pcm_s16le`,
  *   `sample_rate=16000`); `speech_model` is required: the block's model, else the English model for `en*`
  *   languages and the multilingual one otherwise.
- * - Audio: binary frames of 50–1000 ms each (else close 3007). The pipeline writes 20 ms frames, so the
- *   adapter (index.ts, audio-chunks.ts) joins them; `audio()` here passes a chunk through as it is.
+ * - Audio: binary frames of 50–1000 ms each (else close 3007), not faster than real time (also 3007). The
+ *   pipeline writes 20 ms frames: `audioMessageMs` has the socket base join them (60 ms messages), pad the
+ *   rest to 50 ms before ForceEndpoint/Terminate/KeepAlive, and replay after a reconnect in 100 ms messages;
+ *   `replayPacing` sends that replay at real time (plus a 200 ms burst) with new audio queued behind it.
  * - Turns: `transcript` holds the finalized words of the current turn, `words[]` also the still-changing tail
  *   (`word_is_final:false`). A Turn without `end_of_turn` → interim (transcript + non-final words: the turn
  *   so far, nothing of it is final yet, as with Deepgram Flux). `end_of_turn:true` → final (+ word timings in
@@ -37,11 +39,15 @@ const PATH = '/v3/ws';
 export const ASSEMBLYAI_ENGLISH_MODEL = 'universal-streaming-english';
 export const ASSEMBLYAI_MULTILINGUAL_MODEL = 'universal-streaming-multilingual';
 
-/** PCM16 16 kHz mono: 32 bytes per millisecond. */
-export const BYTES_PER_MS = 32;
 /** v3 closes with 3007 for an audio message outside 50–1000 ms (50 taken as allowed). */
 export const MIN_AUDIO_MESSAGE_MS = 50;
 export const MAX_AUDIO_MESSAGE_MS = 1000;
+/**
+ * A held rest is padded and sent after this long without audio (the base's default would be 100 ms): the
+ * pipeline writes audio continuously, so this only fires when audio stopped, and a longer wait keeps a
+ * stalled event loop from padding silence into the middle of a word.
+ */
+const HOLD_MS = 200;
 export const DEFAULT_KEEP_ALIVE_INTERVAL_MS = 5000;
 
 const KEEP_ALIVE = '{"type":"KeepAlive"}';
@@ -303,8 +309,10 @@ export function createAssemblyAiSttWire(settings: AssemblyAiWireSettings): SttWi
     capabilities: { interimResults: true, finalize: true, wordTimings: true, endOfTurn: true, edgeCapable: true, keepAlive: true },
     optionsSchema: assemblyAiSttOptionsSchema,
     connect: (options) => connect(options, formatTurns),
-    // Chunks arrive joined to 50–1000 ms by the adapter (audio-chunks.ts); an empty frame is never sent.
+    // The base sizes the chunks (audioMessageMs): binary PCM as it is.
     audio: (chunk) => chunk,
+    audioMessageMs: { min: MIN_AUDIO_MESSAGE_MS, max: MAX_AUDIO_MESSAGE_MS, padOnFlush: true, hold: HOLD_MS },
+    replayPacing: { realtimeFactor: 1 },
     keepAliveMessage: { intervalMs: settings.keepAliveIntervalMs ?? DEFAULT_KEEP_ALIVE_INTERVAL_MS, message: () => KEEP_ALIVE },
     finalize: () => FORCE_ENDPOINT,
     closeMessage: () => TERMINATE,

@@ -27,8 +27,9 @@ import {
  *   for saaras models), `sample_rate=16000`, `input_audio_codec=pcm_s16le`, `vad_signals`, `flush_signal=true`.
  * - Audio is a JSON text frame: `{"audio":{"data":<base64 PCM16>,"sample_rate":"16000","encoding":"audio/wav"}}`.
  *   `audio/wav` is the only `encoding` value the spec lists; `input_audio_codec=pcm_s16le` on the URL says
- *   the bytes are raw PCM, not WAV files. The socket base sends one message per 20 ms frame; index.ts
- *   batches frames into `audioChunkMs` (100 ms) messages, the size Sarvam's clients use.
+ *   the bytes are raw PCM, not WAV files. `audioMessageMs` has the socket base join the 20 ms frames into
+ *   `audioChunkMs` (100 ms) messages, the size Sarvam's clients use; a rest goes out as it is (unpadded) on
+ *   finalize, on close and after 2 × audioChunkMs without audio.
  * - No interim results: one `data` message per utterance (after Sarvam's VAD hears its end, or after a
  *   flush) becomes a final. `events` START_SPEECH → speechStarted; END_SPEECH is not a turn decision (the
  *   final follows it), so it maps to nothing. `{"type":"flush"}` is finalize; there is no flush ack.
@@ -150,6 +151,10 @@ export function createSarvamSttWire(tuning: { readonly keepAliveIntervalMs?: num
     },
 
     audio: sarvamAudioMessage,
+    audioMessageMs: (options) => {
+      const chunkMs = sarvamSttOptions(options.options).audioChunkMs;
+      return { min: chunkMs, max: chunkMs };
+    },
     keepAliveMessage: { intervalMs: tuning.keepAliveIntervalMs ?? SARVAM_STT_KEEPALIVE_MS, message: () => SILENCE_MESSAGE },
     finalize: () => FLUSH,
     decode: decodeSarvamStt,

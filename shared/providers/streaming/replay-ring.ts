@@ -16,6 +16,11 @@ export interface ReplayRing {
   dropUntil(position: number): void;
   /** Visit the kept bytes in order, in views of at most `chunkBytes` (valid only during the call). */
   forEach(chunkBytes: number, visit: (chunk: Uint8Array) => void): void;
+  /**
+   * Copy the kept part of [position, position + length) into `target` from `offset`, across the wrap point;
+   * returns how many bytes were copied (fewer when part of the range is not kept).
+   */
+  copyOut(position: number, length: number, target: Uint8Array, offset?: number): number;
 }
 
 export function createReplayRing(capacityBytes: number): ReplayRing {
@@ -71,6 +76,20 @@ export function createReplayRing(capacityBytes: number): ReplayRing {
         visit(buffer.subarray(at, at + n));
         position += n;
       }
+    },
+    copyOut(position, length, target, offset = 0) {
+      if (capacity === 0) return 0;
+      const from = Math.max(start, position);
+      const to = Math.min(end, position + length);
+      let written = offset;
+      for (let p = from; p < to; ) {
+        const at = p % capacity;
+        const n = Math.min(to - p, capacity - at);
+        target.set(buffer.subarray(at, at + n), written);
+        written += n;
+        p += n;
+      }
+      return Math.max(0, to - from);
     },
   };
 }

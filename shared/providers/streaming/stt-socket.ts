@@ -2,22 +2,19 @@ import type { AudioFrame } from '../../audio/format';
 import { ProviderError, asProviderError } from '../../contracts/errors';
 import type { SpeechToText, SttEvent, SttSession, SttSessionOptions } from '../../contracts/stt';
 import type { Registrable } from '../registry';
+import { BYTES_PER_MS, createAudioOutbox } from './audio-outbox';
 import { DEFAULT_CONNECT_TIMEOUT_MS, connectWithRetry, createBackoff, sleep } from './connect-retry';
 import type { Backoff } from './connect-retry';
 import type { SocketProviderDeps } from './deps';
 import { nullProviderMetrics } from './metrics';
 import { createReplayRing } from './replay-ring';
 import type { ProviderSocket } from './socket';
-import type { SttWire, SttWireEvent } from './stt-wire';
+import type { SttAudioMessageMs, SttWire, SttWireEvent } from './stt-wire';
 
-/** PCM16 16 kHz mono: the only input format of the pipeline. */
-const BYTES_PER_MS = 32;
 export const MAX_REPLAY_MS = 5000;
 /** Without the vendor saying where a final ends, keep this much: audio sent just before the final may be unanswered. */
 const FINAL_SAFETY_MS = 1000;
 const CLOSE_WAIT_MS = 2000;
-/** Replay goes out in 100 ms messages: few frames, still within every vendor's chunk-size advice. */
-const REPLAY_CHUNK_BYTES = 100 * BYTES_PER_MS;
 
 /** What a socket STT session reports about itself beyond the contract (tests and diagnostics read it). */
 export interface SocketSttSession extends SttSession {
@@ -31,7 +28,10 @@ export interface SocketSttSession extends SttSession {
   };
 }
 
-/** A streaming STT provider from its wire mapping: connect, keep-alive, reconnect with replay, back-off, metrics. */
+/**
+ * A streaming STT provider from its wire mapping: connect, keep-alive, reconnect with replay, back-off, metrics,
+ * and (when the wire asks) audio message sizing and a paced replay (audio-outbox.ts).
+ */
 export function createSocketStt(wire: SttWire, deps: SocketProviderDeps): SpeechToText & Registrable {
   return {
     id: wire.id,
@@ -43,8 +43,6 @@ export function createSocketStt(wire: SttWire, deps: SocketProviderDeps): Speech
 
 interface Connection {
   socket: ProviderSocket | undefined;
-  /** Absolute ring position of this connection's stream time 0 (where its replay began). */
-  startPosition: number;
   closedByUs: boolean;
   lastSendAt: number;
   keepAliveTimer: ReturnType<typeof setTimeout> | undefined;
@@ -57,14 +55,18 @@ async function openSession(wire: SttWire, deps: SocketProviderDeps, options: Stt
   const id = wire.id;
   const metrics = deps.metrics ?? nullProviderMetrics;
   let target: ReturnType<SttWire['connect']>;
+  let messageMs: SttAudioMessageMs | undefined;
   try {
     target = wire.connect(options);
+    messageMs = typeof wire.audioMessageMs === 'function' ? wire.audioMessageMs(options) : wire.audioMessageMs;
   } catch (error) {
     throw asProviderError(id, error);
   }
 
   const replayMs = Math.min(MAX_REPLAY_MS, Math.max(0, deps.replayMs ?? MAX_REPLAY_MS));
   const ring = createReplayRing(replayMs * BYTES_PER_MS);
+  // The ring holds all audio written; the outbox decides what of it goes out on the current connection, and when.
+  const outbox = createAudioOutbox(ring, messageMs, wire.replayPacing);
   const backoff: Backoff = createBackoff(deps.retry);
   // Aborted when the session ends: stops connects and back-off waits in flight.
   const lifetime = new AbortController();
@@ -77,6 +79,7 @@ async function openSession(wire: SttWire, deps: SocketProviderDeps, options: Stt
   let finalMeasured = false;
   let pendingFinalize = false;
   let closeWaiter: (() => void) | undefined;
+  let drainWaiter: (() => void) | undefined;
   let closing: Promise<void> | undefined;
 
   const emit = (event: SttEvent): void => {
@@ -100,7 +103,9 @@ async function openSession(wire: SttWire, deps: SocketProviderDeps, options: Stt
     c.keepAliveTimer = setTimeout(() => {
       c.keepAliveTimer = undefined;
       if (c !== conn || phase !== 'open') return;
-      if (performance.now() - c.lastSendAt >= keepAlive.intervalMs - 1) {
+      if (performance.now() - c.lastSendAt >= keepAlive.intervalMs - 1 && !outbox.replaying) {
+        // Audio held for sizing goes first: it is older than the keep-alive.
+        outbox.flush();
         send(c, keepAlive.message());
         c.lastSendAt = performance.now();
       }
@@ -110,6 +115,7 @@ async function openSession(wire: SttWire, deps: SocketProviderDeps, options: Stt
 
   const dropConnection = (c: Connection | undefined): void => {
     if (!c) return;
+    if (c === conn) outbox.stop();
     clearTimeout(c.keepAliveTimer);
     c.keepAliveTimer = undefined;
     if (c.closedByUs) return;
@@ -132,7 +138,7 @@ async function openSession(wire: SttWire, deps: SocketProviderDeps, options: Stt
     end();
   };
 
-  const newConnection = (): Connection => ({ socket: undefined, startPosition: ring.start, closedByUs: false, lastSendAt: performance.now(), keepAliveTimer: undefined });
+  const newConnection = (): Connection => ({ socket: undefined, closedByUs: false, lastSendAt: performance.now(), keepAliveTimer: undefined });
 
   const connect = async (c: Connection): Promise<void> => {
     c.socket = await connectWithRetry({
@@ -150,14 +156,28 @@ async function openSession(wire: SttWire, deps: SocketProviderDeps, options: Stt
     stats.connections++;
   };
 
+  /** The replay is out (at once, or at the end of a paced one): a finalize asked meanwhile follows it. */
+  const onDrained = (c: Connection): void => {
+    if (c !== conn) return;
+    if (pendingFinalize && wire.finalize) {
+      outbox.flush();
+      send(c, wire.finalize());
+    }
+    pendingFinalize = false;
+    drainWaiter?.();
+  };
+
   /** A fresh socket takes over: config, then the unanswered audio, then whatever was asked meanwhile. */
   const attach = (c: Connection): void => {
     conn = c;
-    c.startPosition = ring.start;
     for (const message of wire.open?.(options) ?? []) send(c, message);
-    ring.forEach(REPLAY_CHUNK_BYTES, (chunk) => send(c, wire.audio(chunk)));
-    if (pendingFinalize && wire.finalize) send(c, wire.finalize());
-    pendingFinalize = false;
+    outbox.start(
+      (audio) => {
+        send(c, wire.audio(audio));
+        c.lastSendAt = performance.now();
+      },
+      () => onDrained(c),
+    );
     c.lastSendAt = performance.now();
     phase = 'open';
     scheduleKeepAlive(c);
@@ -226,9 +246,10 @@ async function openSession(wire: SttWire, deps: SocketProviderDeps, options: Stt
           finalMeasured = true;
           metrics.firstResult(id, 'stt', 'final', performance.now() - firstAudioAt);
         }
-        ring.dropUntil(
-          event.audioEndMs !== undefined ? c.startPosition + Math.round(event.audioEndMs * (BYTES_PER_MS / 2)) * 2 : ring.end - FINAL_SAFETY_MS * BYTES_PER_MS,
-        );
+        // Audio not sent yet (held for sizing, queued behind a paced replay) cannot have been answered.
+        const answered =
+          event.audioEndMs !== undefined ? outbox.streamStart + Math.round(event.audioEndMs * (BYTES_PER_MS / 2)) * 2 : outbox.unsentFrom - FINAL_SAFETY_MS * BYTES_PER_MS;
+        ring.dropUntil(Math.min(answered, outbox.unsentFrom));
         // Vendors without a confidence score are taken at their word.
         return emit({ type: 'final', text: event.text, confidence: event.confidence ?? 1, ...(event.words ? { words: event.words } : {}) });
       }
@@ -296,13 +317,17 @@ async function openSession(wire: SttWire, deps: SocketProviderDeps, options: Stt
       ring.append(frame.data);
       // While reconnecting the ring alone keeps the audio; it is replayed on the next connection.
       if (phase !== 'open' || !conn) return;
-      send(conn, wire.audio(frame.data));
-      conn.lastSendAt = performance.now();
+      outbox.write(frame.data);
     },
     finalize() {
       if (!wire.finalize || phase === 'ended' || phase === 'closing') return;
-      if (phase === 'open' && conn) send(conn, wire.finalize());
-      else pendingFinalize = true;
+      if (phase !== 'open' || !conn || outbox.replaying) {
+        pendingFinalize = true;
+        return;
+      }
+      // Everything written goes before the flush, so it covers all of it.
+      outbox.flush();
+      send(conn, wire.finalize());
     },
     close() {
       closing ??= closeGracefully();
@@ -313,12 +338,29 @@ async function openSession(wire: SttWire, deps: SocketProviderDeps, options: Stt
     },
   };
 
+  /** A paced replay still going out is let finish (bounded): the close covers all audio written. */
+  const drain = (): Promise<boolean> =>
+    new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => settle(false), outbox.queuedMs / (wire.replayPacing?.realtimeFactor || 1) + CLOSE_WAIT_MS);
+      const settle = (drained: boolean): void => {
+        clearTimeout(timer);
+        drainWaiter = closeWaiter = undefined;
+        resolve(drained);
+      };
+      drainWaiter = () => settle(true);
+      closeWaiter = () => settle(false);
+    });
+
   const closeGracefully = async (): Promise<void> => {
     if (phase === 'ended') return;
     const c = conn;
-    if (phase !== 'open' || !c || !wire.closeMessage) return end();
+    if (phase !== 'open' || !c) return end();
     phase = 'closing';
     clearTimeout(c.keepAliveTimer);
+    if (outbox.replaying && !(await drain())) return end();
+    if ((phase as Phase) !== 'closing' || c !== conn) return end();
+    outbox.flush();
+    if (!wire.closeMessage) return end();
     send(c, wire.closeMessage());
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, CLOSE_WAIT_MS);

@@ -25,6 +25,14 @@ export interface SttWire {
   open?(options: SttSessionOptions): readonly (string | Uint8Array)[];
   /** One audio chunk in the vendor's framing (binary for most; JSON+base64 for some). */
   audio(chunk: Uint8Array): string | Uint8Array;
+  /**
+   * How long each audio message must be, for a vendor that refuses (or prefers not to get) the pipeline's
+   * 20 ms frames; a function when it depends on the session's options. Undefined: every frame is sent as it
+   * is written. See {@link SttAudioMessageMs}.
+   */
+  readonly audioMessageMs?: SttAudioMessageMs | ((options: SttSessionOptions) => SttAudioMessageMs | undefined);
+  /** The replay after a reconnect must not go out faster than real time. See {@link SttReplayPacing}. */
+  readonly replayPacing?: SttReplayPacing;
   /** Keep-alive message and how often to send it while no audio flows. */
   readonly keepAliveMessage?: { readonly intervalMs: number; message(): string };
   /** Flush: everything heard so far becomes final. Undefined: not supported (the base does nothing). */
@@ -37,6 +45,48 @@ export interface SttWire {
   classifyClose(code: number, reason: string): ProviderError | undefined;
   /** A refused handshake (HTTP status + body): auth → non-retryable, 429/5xx → retryable. */
   classifyHandshake(status: number | undefined, body: string): ProviderError;
+}
+
+/**
+ * Audio message sizes, in ms of the pipeline's audio (PCM16 16 kHz: 32 bytes per ms). With them the base
+ * holds written frames in a preallocated buffer and sends `audio(bytes)`:
+ *
+ * - Live audio: once `target` ms are held (whole frames: 20 ms frames and a 50 ms target make 60 ms
+ *   messages); a message never exceeds `max` (a longer write is split).
+ * - Flush: before a finalize, a keep-alive or the close (message), and after `hold` ms without new audio, what
+ *   is held goes out: padded with silence up to `min` when `padOnFlush` (the silence becomes part of the
+ *   stream, the replay ring included, so the vendor's stream time and the ring stay one timeline), else as
+ *   it is (shorter than `min`).
+ * - Replay after a reconnect: the ring's audio in messages of max(100 ms, `target`) clamped to [min, max];
+ *   a final rest shorter than that is held as the start of the next live message, never padded mid-word.
+ *   What was held but not yet sent is in the ring already: it is replayed once, never lost or duplicated.
+ */
+export interface SttAudioMessageMs {
+  /** The shortest message (> 0). Replay messages and padded flushes are never shorter. */
+  readonly min: number;
+  /** The longest message (default: the longer of `target` and 100 ms). */
+  readonly max?: number;
+  /** Live audio goes out once this much is held (default `min`; clamped to [min, max]). */
+  readonly target?: number;
+  /** Pad a flushed rest shorter than `min` with silence up to `min` (vendors that refuse short messages). */
+  readonly padOnFlush?: boolean;
+  /** A held rest goes out after this long without new audio (default 2 × target). */
+  readonly hold?: number;
+}
+
+/**
+ * Pacing of the replay after a reconnect, for vendors that refuse audio sent faster than real time. Audio
+ * sent on a connection stays within `burstMs + realtimeFactor × (time since it opened)` while a backlog
+ * remains; live audio written meanwhile queues behind the replay in the ring (bounded by it: the oldest
+ * unsent audio is dropped and counted once the ring is full). Control messages (finalize, close) wait for
+ * the backlog. At a factor of 1 a backlog only shrinks while no audio is written: the replay's length stays
+ * as added latency, which is the price of the vendor's rule.
+ */
+export interface SttReplayPacing {
+  /** Audio ms per wall ms (1 = real time). */
+  readonly realtimeFactor: number;
+  /** Audio sent at once before pacing starts (default 200 ms). */
+  readonly burstMs?: number;
 }
 
 export type SttWireEvent =
