@@ -1,9 +1,10 @@
 import type { LlmBlock } from '../config/assistant';
 import type { Clock } from '../contracts/clock';
 import { asProviderError, isAbortError, type ProviderError } from '../contracts/errors';
-import type { ChatMessage, LanguageModel, ToolCall, ToolExecutor } from '../contracts/llm';
+import type { ChatMessage, LanguageModel, ToolCall } from '../contracts/llm';
 import type { TurnMetrics } from '../contracts/observer';
 import type { ResolvedProvider } from '../providers/registry';
+import type { CallTools } from '../tools/control';
 import { createChunker } from './chunker';
 import type { OverheadMarks } from './metrics';
 import type { ProviderCursor } from './speech-output';
@@ -13,7 +14,8 @@ export interface ReplyDeps {
   readonly cursor: ProviderCursor;
   /** Messages for the request; tool rounds append to it through `onMessage`. */
   messages(): readonly ChatMessage[];
-  readonly tools: ToolExecutor | undefined;
+  /** A plain ToolExecutor, or one with filler phrases (`fillerFor`). */
+  readonly tools: CallTools | undefined;
   readonly maxToolRounds: number;
   readonly signal: AbortSignal;
   readonly clock: Clock;
@@ -30,6 +32,8 @@ export interface ReplyDeps {
    * confirms it, so a reply that is thrown away never had side effects; false means it was thrown away.
    */
   mayRunTools?(): Promise<boolean>;
+  /** True when a tool of this round ended the conversation (end_call, transfer_call): no further LLM round. */
+  stopAfterTools?(): boolean;
 }
 
 export type ReplyOutcome = 'done' | 'cancelled' | 'failed';
@@ -99,7 +103,8 @@ export async function runReply(deps: ReplyDeps): Promise<ReplyOutcome> {
           deps.onError(provider.impl.id, error, 'ignored');
           break;
         }
-        const sameAgain = error.retryable && !retried;
+        // A provider that timed out is not asked again: the caller has waited long enough, the fallback answers.
+        const sameAgain = error.retryable && error.kind !== 'timeout' && !retried;
         if (sameAgain) retried = true;
         else deps.cursor.index++;
         const hasNext = deps.chain[deps.cursor.index] !== undefined;
@@ -117,10 +122,11 @@ export async function runReply(deps: ReplyDeps): Promise<ReplyOutcome> {
     if (deps.mayRunTools && !(await deps.mayRunTools())) return 'cancelled';
     if (deps.signal.aborted) return 'cancelled';
     const results: ChatMessage[] = [];
+    const filler = { spoken: false };
     for (const call of calls) {
       let result: string;
       try {
-        result = await deps.tools.execute(call, deps.signal);
+        result = await executeWithFiller(deps, deps.tools, call, filler);
       } catch (thrown) {
         if (deps.signal.aborted) return 'cancelled';
         result = `Error: ${thrown instanceof Error ? thrown.message : String(thrown)}`;
@@ -133,6 +139,28 @@ export async function runReply(deps: ReplyDeps): Promise<ReplyOutcome> {
     // The call and its results join the history together: a round cut short leaves no unanswered tool call.
     deps.onMessage({ role: 'assistant', content: '', toolCalls: calls });
     for (const message of results) deps.onMessage(message);
+    if (deps.stopAfterTools?.()) return 'done';
   }
   return 'done';
+}
+
+/**
+ * Runs one tool; when it has a filler phrase and has not answered after its `afterMs`, the phrase is spoken
+ * (once per round, however many slow tools follow), so the caller does not sit in silence.
+ */
+async function executeWithFiller(deps: ReplyDeps, tools: CallTools, call: ToolCall, filler: { spoken: boolean }): Promise<string> {
+  const wanted = filler.spoken ? undefined : tools.fillerFor?.(call.name);
+  if (!wanted) return tools.execute(call, deps.signal);
+  let settled = false;
+  const timer = deps.clock.setTimeout(() => {
+    if (settled || filler.spoken || deps.signal.aborted) return;
+    filler.spoken = true;
+    void Promise.resolve(deps.onPiece(wanted.phrase)).catch(() => undefined);
+  }, wanted.afterMs);
+  try {
+    return await tools.execute(call, deps.signal);
+  } finally {
+    settled = true;
+    deps.clock.clearTimeout(timer);
+  }
 }

@@ -10,6 +10,8 @@ export interface Registrable {
   readonly optionsSchema?: ZodType;
   /** A cloud provider that cannot work without a secret (an API key from the credential store or environment). */
   readonly requiresCredential?: boolean;
+  /** With its own `endpoint` (a self-hosted server: Ollama, vLLM, llama.cpp) the provider needs no key. */
+  readonly credentialOptionalWithEndpoint?: boolean;
 }
 
 /** The id of the offline engines (`npm start` without any provider keys). */
@@ -62,6 +64,7 @@ export const noCredentials: CredentialResolver = { resolve: async () => undefine
 
 interface BlockLike {
   readonly provider: string;
+  readonly endpoint?: string | undefined;
   readonly credential?: string | undefined;
   readonly options: Readonly<Record<string, unknown>>;
 }
@@ -116,7 +119,7 @@ export async function resolveChain<T extends Registrable, B extends BlockLike>(
       options = parsed.data as Record<string, unknown>;
     }
     const apiKey = await credentials.resolve(b.provider, b.credential);
-    if (apiKey === undefined && impl.requiresCredential && resolveOptions.localFallback && registry.has(LOCAL_PROVIDER)) {
+    if (apiKey === undefined && impl.requiresCredential && !(b.endpoint && impl.credentialOptionalWithEndpoint) && resolveOptions.localFallback && registry.has(LOCAL_PROVIDER)) {
       const local = registry.resolve(LOCAL_PROVIDER);
       // The vendor's options (model, voice ids) mean nothing to the local engine: it runs on its defaults.
       if (!chain.some((c) => c.impl === local)) chain.push({ impl: local, block: { ...b, provider: LOCAL_PROVIDER, options: {}, model: undefined, voice: undefined, endpoint: undefined }, apiKey: undefined, substitutedFor: b.provider });

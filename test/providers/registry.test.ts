@@ -200,3 +200,15 @@ describe('resolveChain: edge sessions', () => {
     expect((await resolveChain({ provider: 'websocket', options: {}, fallbacks: [{ provider: 'grpc-only', options: {} }] }, r, noCredentials)).length).toBe(2);
   });
 });
+
+describe('resolveChain: self-hosted endpoints', () => {
+  it('a provider that needs no key with its own endpoint (Ollama, vLLM) is kept, not replaced by local', async () => {
+    const r = createRegistry<FakeProvider>('llm');
+    r.register({ id: 'openai', label: 'OpenAI', requiresCredential: true, credentialOptionalWithEndpoint: true });
+    r.register({ id: 'local', label: 'Local' });
+    const selfHosted = await resolveChain({ provider: 'openai', endpoint: 'http://127.0.0.1:11434/v1', options: {} }, r, noCredentials, { localFallback: true });
+    expect(selfHosted.map((c) => c.impl.id)).toEqual(['openai']);
+    const cloud = await resolveChain({ provider: 'openai', options: {} }, r, noCredentials, { localFallback: true });
+    expect(cloud.map((c) => c.impl.id)).toEqual(['local']);
+  });
+});

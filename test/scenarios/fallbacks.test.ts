@@ -36,6 +36,20 @@ describe('provider failures', () => {
     await call.end();
   });
 
+  it('an LLM that timed out before its first token is not asked again: the fallback answers at once', async () => {
+    let calls = 0;
+    const call = await startCall({
+      llm: { reply: () => (++calls, new ProviderError('LLM_FIRST_TOKEN_TIMEOUT', 'no token within 5000 ms', true, 'timeout')) },
+      llmFallbacks: [{ reply: () => 'hi' }],
+    });
+    call.fake.say('hello');
+    await call.runUntil(() => call.of('assistantMessage').length === 1, 5000);
+    expect(calls).toBe(1);
+    expect(call.of('providerError').map((e) => e.action)).toEqual(['fallback']);
+    expect(call.fake.heardWords()).toEqual(['hi']);
+    await call.end();
+  });
+
   it('with every LLM failed, the fallback message is spoken and the call goes on', async () => {
     const call = await startCall({
       llm: { reply: () => AUTH() },
