@@ -26,7 +26,14 @@ export interface ToolDefinition {
 export type LlmDelta =
   | { readonly type: 'text'; readonly text: string }
   | { readonly type: 'toolCall'; readonly call: ToolCall }
-  | { readonly type: 'usage'; readonly inputTokens: number; readonly outputTokens: number }
+  | {
+      readonly type: 'usage';
+      /** All prompt tokens, cached ones included. */
+      readonly inputTokens: number;
+      readonly outputTokens: number;
+      /** Prompt tokens served from the vendor's prompt cache (a part of `inputTokens`), where reported. */
+      readonly cachedInputTokens?: number;
+    }
   | { readonly type: 'done'; readonly reason: 'stop' | 'length' | 'tool_calls' | 'other' };
 
 export interface LlmRequest {
