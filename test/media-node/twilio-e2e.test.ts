@@ -119,6 +119,8 @@ describe.each(nodeVariants())('on $name', (variant) => {
 
       const hook = await inboundWebhook();
       const first = await connectTwilioCarrier({ mediaUrl: hook.streamUrl!, callSid: hook.callSid, accountSid: ACCOUNT_SID });
+      // The socket being open does not mean its claim has landed: wait until the call speaks.
+      expect(await waitFor(() => heardWords(first).length > 0, 10_000)).toBe(true);
       const closeCode = (url: string) =>
         new Promise<number>((resolve, reject) => {
           const ws = new WebSocket(url);
