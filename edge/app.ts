@@ -6,6 +6,8 @@ import type { AssistantStore } from '../shared/store/assistants';
 import type { CallContextStore } from '../shared/store/call-contexts';
 import type { ConversationStore } from '../shared/store/conversations';
 import type { CredentialStore } from '../shared/store/credentials';
+import type { KnowledgeWriter } from '../shared/knowledge/ingest';
+import type { KnowledgeStore } from '../shared/store/knowledge';
 import type { Principal, ProjectStore } from '../shared/store/projects';
 import { authenticate } from './auth';
 import { errorResponse, handleError, silentLogger, type AppLogger } from './errors';
@@ -13,6 +15,7 @@ import { assistantRoutes } from './routes/assistants';
 import { conversationRoutes } from './routes/conversations';
 import { credentialRoutes } from './routes/credentials';
 import { healthRoutes } from './routes/health';
+import { knowledgeRoutes } from './routes/knowledge';
 import { projectRoutes } from './routes/projects';
 
 /**
@@ -39,6 +42,8 @@ import { projectRoutes } from './routes/projects';
  *   DELETE /v1/credentials/:name
  *   GET  /v1/conversations/:id           conversation, messages (text, heardText, interrupted), turn metrics, call events
  *   GET  /v1/conversations?assistantId=&limit=&before=   newest first; `nextBefore` pages on
+ *   POST /v1/knowledge-bases, GET /v1/knowledge-bases[/:id], POST /v1/knowledge-bases/:id/documents,
+ *   DELETE /v1/knowledge-bases/:id/documents/:docId     (edge/routes/knowledge.ts)
  *
  * Errors: `{ "error": { "code", "message", ... } }` (edge/errors.ts). Auth: edge/auth.ts. Call creation and
  * the telephony webhooks (`POST /v1/calls`, `/v1/talk/...`) come in as `extraRoutes`.
@@ -50,6 +55,8 @@ export interface AppStores {
   readonly conversations: ConversationStore;
   readonly callContexts: CallContextStore;
   readonly credentials: CredentialStore;
+  /** Knowledge bases (`/v1/knowledge-bases`, edge/routes/knowledge.ts); absent: those routes are not mounted. */
+  readonly knowledge?: KnowledgeStore;
 }
 
 export interface AppDeps {
@@ -61,6 +68,8 @@ export interface AppDeps {
   /** For request timings; default: performance.now(). */
   readonly clock?: Pick<Clock, 'now'>;
   readonly log?: AppLogger;
+  /** A search index that mirrors ingested documents besides the store (OpenSearch when OPENSEARCH_URL is set). */
+  readonly knowledgeIndex?: KnowledgeWriter;
 }
 
 /** Hono's per-request variables in this app. */
@@ -122,6 +131,7 @@ export function createApp(deps: AppDeps, options: AppOptions = {}): Hono<AppEnv>
   app.route('/v1/assistants', assistantRoutes(resolved));
   app.route('/v1/credentials', credentialRoutes(resolved));
   app.route('/v1/conversations', conversationRoutes(resolved));
+  if (deps.stores.knowledge) app.route('/v1/knowledge-bases', knowledgeRoutes(resolved, deps.stores.knowledge));
   for (const extra of options.extraRoutes ?? []) app.route(extra.path, extra.routes);
 
   app.notFound((c) => errorResponse(c, 404, 'NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`));

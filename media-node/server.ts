@@ -20,6 +20,7 @@ import { mediaBaseUrl, publicBaseUrl } from './config/env';
 import { createHealthService } from './grpc/health';
 import { startListener, type Listener } from './listener';
 import { createNodeMetrics, type NodeMetrics } from './metrics';
+import { toolAllowList } from './tools/call-tools';
 import type { NodeRuntime } from './node';
 import * as grpc from '@grpc/grpc-js';
 import type { WebSocket } from 'ws';
@@ -67,6 +68,8 @@ export async function startMediaServer(options: MediaServerOptions) {
   // Bound once listening; the public URL defaults to the port actually bound (PORT=0 in tests).
   const bound: { listener?: Listener } = {};
 
+  // TOOL_HTTP_ALLOW is read per call; a typo in it must stop start-up, not the first call with tools.
+  toolAllowList(options.providerEnv);
   const runtime: CallRuntime = {
     node,
     registry: options.registry,
@@ -75,6 +78,7 @@ export async function startMediaServer(options: MediaServerOptions) {
     clock: options.clock ?? systemClock,
     env: options.providerEnv,
     localFallback: options.localFallback,
+    ...(options.allowTwilioApiBaseUrl ? { allowTwilioApiBaseUrl: options.allowTwilioApiBaseUrl } : {}),
     observers: [metrics.observer, ...(options.observers ?? [])],
   };
   /** Greetings synthesised while the phone rings, by context id (dropped when claimed or after 2 minutes). */
@@ -174,6 +178,7 @@ export async function startMediaServer(options: MediaServerOptions) {
   const app = createApp(
     {
       stores: node.stores,
+      ...(node.knowledgeIndex ? { knowledgeIndex: node.knowledgeIndex } : {}),
       readiness,
       get publicBaseUrl() {
         return base();

@@ -19,6 +19,8 @@ export const NodeEnv = z.object({
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier (letters, digits, _)')
     .optional(),
+  /** OpenSearch for knowledge retrieval (BM25; k-NN with an embedding provider); unset = PostgreSQL/PGlite full-text search. */
+  OPENSEARCH_URL: url(['https:', 'http:']).optional(),
   /** Redis; unset = in-memory cache (single node). */
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   /** Where embedded data and generated secrets live. */

@@ -161,13 +161,122 @@ export const OutputConfig = z
   })
   .default({ leadMs: 200, markIntervalMs: 100, maxBufferedMs: 120_000 });
 
-export const ToolConfig = z.object({
-  name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/),
-  description: z.string().min(1),
-  parameters: z.record(z.string(), z.unknown()).default({ type: 'object', properties: {} }),
-  /** How the tool runs: filled in by the tools issue (http, end_call, transfer, knowledge). */
-  action: z.record(z.string(), z.unknown()).default({}),
+/** A header value read from a stored project credential (never a literal secret in the configuration). */
+export const CredentialHeaderRef = z.object({
+  /** Name of a stored project credential (`PUT /v1/credentials/:name`). */
+  credential: z.string().min(1),
+  /** Field of a JSON credential (default `apiKey`); a credential stored as plain text is used as it is. */
+  field: z.string().min(1).default('apiKey'),
+  /** Put before the secret, e.g. `Bearer `. */
+  prefix: z.string().max(64).default(''),
 });
+
+const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, 'not a valid HTTP header name');
+
+const E164 = /^\+[1-9][0-9]{6,14}$/;
+const SIP_URI = /^sips?:[^\s@<>"]+@[^\s<>"]+$/i;
+
+/** How a tool runs. The model sees only the tool's name, description and parameters. */
+export const ToolAction = z.discriminatedUnion('type', [
+  z.object({
+    /** The call ends after this reply: `goodbye` is said (not interruptible), then the line hangs up. */
+    type: z.literal('end_call'),
+    goodbye: z.string().max(1000).optional(),
+  }),
+  z.object({
+    /** The caller is handed to `to` (channel capability; Twilio: the live call is redirected to `<Dial>`). */
+    type: z.literal('transfer_call'),
+    to: z.string().refine((to) => E164.test(to) || SIP_URI.test(to), 'must be an E.164 number (+14155550123) or a SIP URI (sip:user@host)'),
+    /** Said before the transfer (not interruptible). */
+    announcement: z.string().max(1000).optional(),
+  }),
+  z.object({
+    /** Searches the assistant's knowledge bases with the model's `query`. */
+    type: z.literal('knowledge_lookup'),
+    /** Knowledge base ids to search; default all the assistant's. */
+    knowledgeBases: z.array(z.string().min(1)).max(20).optional(),
+    topK: z.number().int().min(1).max(20).default(4),
+  }),
+  z.object({
+    type: z.literal('http'),
+    method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET'),
+    /** http(s) URL template; `{{name}}` comes from the call variables, then the call's arguments, URL-encoded. */
+    url: z.string().regex(/^https?:\/\/[^\s]+$/i, 'must be an http:// or https:// URL (placeholders allowed)'),
+    /** Literal values (templates allowed) or references to stored credentials. */
+    headers: z.record(headerName, z.union([z.string().max(4096), CredentialHeaderRef])).default({}),
+    /**
+     * JSON body template: a string leaf that is exactly `{{name}}` takes the value itself (number, object...),
+     * other strings are filled as text. Omitted: POST/PUT/PATCH send the call's arguments as JSON.
+     */
+    body: z.unknown().optional(),
+    timeoutMs: z.number().int().min(100).max(30_000).default(5000),
+    /** The response given back to the model is cut to this size. */
+    responseMaxBytes: z.number().int().min(256).max(1_048_576).default(16_384),
+  }),
+]);
+
+/** The JSON schema of a tool's arguments: an object at the top, as every LLM provider wants. */
+const ToolParameters = z.looseObject({
+  type: z.literal('object'),
+  properties: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
+  required: z.array(z.string()).optional(),
+});
+
+export const ToolConfig = z
+  .object({
+    name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/),
+    /** What the model reads to decide when to call it; the built-ins have a default. */
+    description: z.string().min(1).max(2000).optional(),
+    /** JSON schema of the arguments; the built-ins have a default (`knowledge_lookup`: `{ query }`). */
+    parameters: ToolParameters.optional(),
+    action: ToolAction,
+    /** Said once when the tool has not answered after `fillerAfterMs` ("Let me check that for you."). */
+    fillerPhrase: z.string().min(1).max(500).optional(),
+    fillerAfterMs: z.number().int().min(0).max(30_000).default(700),
+  })
+  .superRefine((tool, ctx) => {
+    if (tool.action.type === 'http' && !tool.description) {
+      ctx.addIssue({ code: 'custom', path: ['description'], message: 'an http tool needs a description (the model reads it to decide when to call it)' });
+    }
+    const required = tool.parameters?.required ?? [];
+    for (const name of required) {
+      if (!tool.parameters?.properties || !Object.hasOwn(tool.parameters.properties, name)) {
+        ctx.addIssue({ code: 'custom', path: ['parameters', 'required'], message: `"${name}" is required but not among the properties` });
+      }
+    }
+    if (tool.action.type !== 'http') return;
+    for (const [name, value] of Object.entries(tool.action.headers)) {
+      if (typeof value === 'string' && looksLikeSecretHeader(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['action', 'headers', name],
+          message: `"${name}" carries a secret; store it as a project credential and reference it: { "credential": "<name>", "prefix": "Bearer " }`,
+        });
+      }
+    }
+    for (const name of queryNames(tool.action.url)) {
+      if (looksLikeSecret(name)) {
+        ctx.addIssue({ code: 'custom', path: ['action', 'url'], message: `the query parameter "${name}" looks like a secret; send it in a header from a stored credential` });
+      }
+    }
+  });
+
+function looksLikeSecretHeader(name: string): boolean {
+  const k = name.toLowerCase().replace(/[-_ ]/g, '');
+  return looksLikeSecret(name) || k === 'cookie' || k.endsWith('apikey') || k.endsWith('token') || k.endsWith('key') || k.endsWith('secret') || k.endsWith('signature');
+}
+
+function queryNames(url: string): string[] {
+  const query = url.split('#')[0]!.split('?')[1];
+  if (!query) return [];
+  return query.split('&').map((pair) => {
+    try {
+      return decodeURIComponent(pair.split('=')[0]!.replace(/\+/g, ' '));
+    } catch {
+      return pair.split('=')[0]!;
+    }
+  });
+}
 
 export const KnowledgeConfig = z.object({
   id: z.string().min(1),
@@ -204,7 +313,10 @@ export const AssistantConfig = z.object({
   fallbackMessage: z.string().default("Sorry, I'm having trouble right now. Could you say that again?"),
   /** Tool rounds the LLM may chain in one reply. */
   maxToolRounds: z.number().int().min(0).max(10).default(3),
-  tools: z.array(ToolConfig).default([]),
+  tools: z
+    .array(ToolConfig)
+    .default([])
+    .refine((tools) => new Set(tools.map((t) => t.name)).size === tools.length, 'tool names must be unique (the model calls tools by name)'),
   knowledgeBases: z.array(KnowledgeConfig).default([]),
   telephony: TelephonyConfig.optional(),
 });
@@ -218,6 +330,9 @@ export type VadConfig = z.output<typeof VadConfig>;
 export type SttBlock = z.output<typeof sttBlock>;
 export type LlmBlock = z.output<typeof llmBlock>;
 export type TtsBlock = z.output<typeof ttsBlock>;
+export type ToolConfig = z.output<typeof ToolConfig>;
+export type ToolAction = z.output<typeof ToolAction>;
+export type CredentialHeaderRef = z.output<typeof CredentialHeaderRef>;
 export type ProviderBlock = z.output<typeof sttBlock> | z.output<typeof llmBlock> | z.output<typeof ttsBlock>;
 
 /** Parse and default an assistant configuration; a bad one yields a ConfigError listing every problem by path. */

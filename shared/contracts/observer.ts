@@ -25,6 +25,12 @@ export interface TurnMetrics {
   inputTokens: number;
   outputTokens: number;
   providers: { stt?: string; llm?: string; tts?: string };
+  /** Knowledge retrieval before the LLM request (shared/engine/retrieval.ts): time it took, ms (capped at the budget). */
+  retrievalMs?: number;
+  /** Passages given to the LLM. */
+  retrievalHits?: number;
+  /** The retrieval budget ran out: the turn went on without the passages still outstanding. */
+  retrievalTimedOut?: boolean;
 }
 
 export type AssistantTurnKind = 'greeting' | 'reply' | 'reprompt' | 'fallback' | 'goodbye';

@@ -5,13 +5,15 @@ import { fillTemplate } from '../config/template';
 import type { Channel } from '../contracts/channel';
 import type { Clock, TimerHandle } from '../contracts/clock';
 import { asProviderError, type ProviderError } from '../contracts/errors';
-import type { ChatMessage, LanguageModel, ToolExecutor } from '../contracts/llm';
+import type { KnowledgeBase } from '../contracts/knowledge';
+import type { ChatMessage, LanguageModel } from '../contracts/llm';
 import { type AssistantTurnKind, type CallObserver, combineObservers, type Stage, type TurnMetrics } from '../contracts/observer';
 import type { SpeechToText, SttEvent, SttSession } from '../contracts/stt';
 import type { TextToSpeech } from '../contracts/tts';
 import type { TurnDecision } from '../contracts/turn';
 import type { Vad } from '../contracts/vad';
 import type { ResolvedProvider } from '../providers/registry';
+import type { CallEnding, CallTools } from '../tools/control';
 import type { EarlyStt } from './prewarm';
 import { createChunker } from './chunker';
 import { createDtmfCollector } from './dtmf';
@@ -21,6 +23,7 @@ import { createInterruptionPolicy, type InterruptionDecision } from './interrupt
 import { completeTurnMetrics, newTurnMetrics, type OverheadMarks } from './metrics';
 import { createPlayout } from './playout';
 import { type ReplyOutcome, runReply } from './reply';
+import { passagesMessage, retrievalSources, retrieve, withPassages } from './retrieval';
 import { createSpeechOutput, type ProviderCursor, type SpeechOutput } from './speech-output';
 import { createSpokenText, type SpokenText } from './spoken-text';
 import { createCallTimers, type CallTimerDecision } from './timers';
@@ -37,7 +40,8 @@ export interface CommunicationDeps {
   readonly tts: readonly ResolvedProvider<TextToSpeech, TtsBlock>[];
   readonly resamplers: ResamplerFactory;
   readonly observer: CallObserver;
-  readonly tools?: ToolExecutor;
+  /** The call's tools; `bind` (if any) receives the engine's control (end_call, transfer_call). */
+  readonly tools?: CallTools;
   /** Call variables for the prompt and greeting templates (override the assistant's defaults). */
   readonly variables?: Readonly<Record<string, string>>;
   /** History to continue (a resumed session); the system prompt is added when absent. */
@@ -51,6 +55,13 @@ export interface CommunicationDeps {
   readonly earlyStt?: EarlyStt;
   /** Inbound frames held while the VAD is busy; beyond it the oldest are dropped (and reported). */
   readonly maxInboundFrames?: number;
+  /**
+   * The assistant's knowledge bases (its `knowledgeBases`, resolved by the host), searched on every user turn
+   * before the LLM request (shared/engine/retrieval.ts). Absent or empty: no retrieval.
+   */
+  readonly knowledge?: (config: AssistantConfig) => readonly KnowledgeBase[];
+  /** Retrieval latency budget per turn, ms (default 150); past it the turn goes on without the passages. */
+  readonly retrievalBudgetMs?: number;
 }
 
 interface AssistantTurn {
@@ -63,6 +74,8 @@ interface AssistantTurn {
   readonly output: SpeechOutput;
   readonly interruptible: boolean;
   readonly hangupAfter: string | undefined;
+  /** A tool ended the conversation during this reply: said and done once the reply has played out. */
+  ending: CallEnding | undefined;
   /**
    * Preemptive reply: generated but held back until the end of the turn confirms its transcript. Its pieces,
    * tool-round messages and outcome wait here; a discarded reply leaves nothing behind.
@@ -94,6 +107,8 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   const variables = { ...config.variables, ...deps.variables };
   const history: ChatMessage[] = deps.history ? [...deps.history] : [];
   if (!history.some((m) => m.role === 'system')) history.unshift({ role: 'system', content: fillTemplate(config.prompt, variables) });
+
+  const knowledgeSources = resolveKnowledge();
 
   const sttCursor: ProviderCursor = { index: 0 };
   const llmCursor: ProviderCursor = { index: 0 };
@@ -143,6 +158,12 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     },
   );
   const inbound = createInboundQueue<AudioFrame>(deps.maxInboundFrames ?? 50);
+  deps.tools?.bind?.({
+    canTransfer: channel.capabilities.transfer && typeof channel.transfer === 'function',
+    endAfterReply(ending) {
+      if (turn && !turn.over) turn.ending ??= ending;
+    },
+  });
 
   // ---- timers: one clock timer at the earliest deadline of every policy ----
   let timer: TimerHandle | undefined;
@@ -453,6 +474,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
       spoken,
       interruptible: kind !== 'goodbye',
       hangupAfter,
+      ending: undefined,
       held: undefined,
       pausedHeardMs: undefined,
       over: false,
@@ -513,10 +535,10 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     }
     // While held, the caller's words go before the reply's own tool rounds (which join the history on adoption).
     const messages = () => (t.held ? [...history, { role: 'user' as const, content: userText }, ...t.held.messages] : history);
-    runReply({
+    const run = (context: ChatMessage | undefined) => runReply({
       chain: deps.llm,
       cursor: llmCursor,
-      messages,
+      messages: () => withPassages(messages(), context),
       tools: deps.tools,
       maxToolRounds: config.maxToolRounds,
       signal: t.abort.signal,
@@ -532,7 +554,11 @@ export function createCommunication(deps: CommunicationDeps): Communication {
       onToolResult: (call, result) => observer.onEvent({ type: 'toolCall', id: call.id, name: call.name, arguments: call.arguments, result, atMs: clock.now() }),
       onError: (provider, error, action) => reportError('llm', provider, error, action),
       mayRunTools: () => (t.held ? t.held.released : Promise.resolve(!t.over)),
-    })
+      stopAfterTools: () => t.ending !== undefined,
+    });
+    // Without knowledge bases the LLM request leaves at once, as before; with them, after the retrieval.
+    const replying = knowledgeSources.length === 0 ? run(undefined) : retrieveFor(t, userText).then((context) => (t.over ? ('cancelled' as const) : run(context)));
+    replying
       .then((outcome) => {
         if (t.over || turn !== t) return;
         // A held reply waits for the end of the turn, even to fail: the caller may still be speaking.
@@ -540,6 +566,30 @@ export function createCommunication(deps: CommunicationDeps): Communication {
         else finishReply(t, outcome);
       })
       .catch((error) => reportError('llm', t.metrics.providers.llm ?? 'llm', asProviderError('engine', error), 'ignored'));
+  }
+
+  // ---- knowledge retrieval (shared/engine/retrieval.ts) ----
+  function resolveKnowledge() {
+    if (!deps.knowledge) return [];
+    try {
+      return retrievalSources(config, deps.knowledge(config));
+    } catch (error) {
+      observer.onEvent({ type: 'providerError', stage: 'llm', provider: 'knowledge', error: asProviderError('knowledge', error), action: 'ignored' });
+      return [];
+    }
+  }
+
+  /** The passages for this turn as a system message; metrics record latency, hits and a blown budget. */
+  async function retrieveFor(t: AssistantTurn, query: string): Promise<ChatMessage | undefined> {
+    const result = await retrieve(knowledgeSources, query, { clock, budgetMs: deps.retrievalBudgetMs, signal: t.abort.signal });
+    t.metrics.retrievalMs = result.latencyMs;
+    t.metrics.retrievalHits = result.passages.length;
+    if (result.timedOut) t.metrics.retrievalTimedOut = true;
+    for (const f of result.failures) {
+      const provider = `knowledge:${f.knowledgeBaseId}`;
+      reportError('llm', provider, asProviderError(provider, f.error), 'ignored');
+    }
+    return passagesMessage(result.passages);
   }
 
   function finishReply(t: AssistantTurn, outcome: ReplyOutcome): void {
@@ -604,8 +654,9 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     emitMetrics(t);
     interruption.onInput({ type: 'assistantIdle', turnId: t.id, atMs });
     turn = undefined;
+    if (t.ending) return endAfterTool(t.ending);
     if (t.hangupAfter || ttsExhausted) {
-      void hangup(t.hangupAfter ?? 'tts-unavailable');
+      void closeLine(t.hangupAfter ?? 'tts-unavailable');
       return;
     }
     handleTimers(timers.onInput({ type: 'assistantFinished', atMs }));
@@ -631,6 +682,32 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     if (ended) return; // Late failures of a finished call (a VAD or STT settling after the end) are noise.
     if (stage === 'tts' && action === 'ignored' && ttsCursor.index >= deps.tts.length) ttsExhausted = true;
     observer.onEvent({ type: 'providerError', stage, provider, error, action });
+  }
+
+  // ---- end_call / transfer_call: the tool's message (not interruptible), then hang up or transfer ----
+  let transferTarget: string | undefined;
+  function endAfterTool(ending: CallEnding): void {
+    const reason = ending.kind === 'transfer' ? 'transferred' : ending.reason;
+    if (ending.kind === 'transfer') transferTarget = ending.to;
+    if (ending.message.trim()) say(ending.message, 'goodbye', reason);
+    else void closeLine(reason);
+  }
+
+  /** A transfer that fails leaves the caller with us: they hear the fallback message and the call goes on. */
+  async function closeLine(reason: string): Promise<void> {
+    const to = transferTarget;
+    if (reason !== 'transferred' || to === undefined || !channel.transfer) return hangup(reason);
+    transferTarget = undefined;
+    try {
+      await channel.transfer(to);
+    } catch (error) {
+      reportError('llm', 'transfer_call', asProviderError('transfer_call', error), 'fallbackMessage');
+      say(config.fallbackMessage, 'fallback');
+      reschedule();
+      return;
+    }
+    // The carrier has the caller now: our side stops without hanging up the line.
+    await finish('transferred', false);
   }
 
   // ---- DTMF ----

@@ -275,6 +275,9 @@ function toStoredMetrics(row: Row): StoredTurnMetrics {
     interrupted: toBoolean(row.interrupted),
     inputTokens: toNumber(row.input_tokens, 'input_tokens'),
     outputTokens: toNumber(row.output_tokens, 'output_tokens'),
+    retrievalMs: optional('retrieval_ms'),
+    retrievalHits: row.retrieval_hits == null ? undefined : toNumber(row.retrieval_hits, 'retrieval_hits'),
+    retrievalTimedOut: row.retrieval_timed_out == null ? undefined : toBoolean(row.retrieval_timed_out),
     providers,
     createdAt: toDate(row.created_at, 'created_at'),
   };
@@ -466,6 +469,9 @@ export function createConversationStore(db: SqlClient): ConversationStore {
         stt_provider: m.providers.stt ?? null,
         llm_provider: m.providers.llm ?? null,
         tts_provider: m.providers.tts ?? null,
+        retrieval_ms: m.retrievalMs ?? null,
+        retrieval_hits: m.retrievalHits ?? null,
+        retrieval_timed_out: m.retrievalTimedOut ?? null,
       }));
       // A batch may name one turn twice (an update after the first record): the last one counts, and
       // ON CONFLICT DO UPDATE may not touch a row twice in one statement, so keep one per turn.
@@ -473,11 +479,13 @@ export function createConversationStore(db: SqlClient): ConversationStore {
       await db.query(
         `INSERT INTO turn_metrics (conversation_id, turn_id, kind, user_speech_end_ms, stt_final_ms, llm_request_ms, llm_first_token_ms,
                                    tts_request_ms, tts_first_audio_ms, first_audio_out_ms, voice_to_voice_ms, overhead_ms, preemptive,
-                                   interrupted, input_tokens, output_tokens, stt_provider, llm_provider, tts_provider)
+                                   interrupted, input_tokens, output_tokens, stt_provider, llm_provider, tts_provider,
+                                   retrieval_ms, retrieval_hits, retrieval_timed_out)
          SELECT $1::uuid, m.* FROM jsonb_to_recordset($2::text::jsonb) AS m(
                   turn_id int, kind text, user_speech_end_ms float8, stt_final_ms float8, llm_request_ms float8, llm_first_token_ms float8,
                   tts_request_ms float8, tts_first_audio_ms float8, first_audio_out_ms float8, voice_to_voice_ms float8, overhead_ms jsonb,
-                  preemptive boolean, interrupted boolean, input_tokens int, output_tokens int, stt_provider text, llm_provider text, tts_provider text)
+                  preemptive boolean, interrupted boolean, input_tokens int, output_tokens int, stt_provider text, llm_provider text, tts_provider text,
+                  retrieval_ms float8, retrieval_hits int, retrieval_timed_out boolean)
          ON CONFLICT (conversation_id, turn_id) DO UPDATE SET
            kind = excluded.kind, user_speech_end_ms = excluded.user_speech_end_ms, stt_final_ms = excluded.stt_final_ms,
            llm_request_ms = excluded.llm_request_ms, llm_first_token_ms = excluded.llm_first_token_ms,
@@ -485,7 +493,8 @@ export function createConversationStore(db: SqlClient): ConversationStore {
            first_audio_out_ms = excluded.first_audio_out_ms, voice_to_voice_ms = excluded.voice_to_voice_ms,
            overhead_ms = excluded.overhead_ms, preemptive = excluded.preemptive, interrupted = excluded.interrupted,
            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
-           stt_provider = excluded.stt_provider, llm_provider = excluded.llm_provider, tts_provider = excluded.tts_provider`,
+           stt_provider = excluded.stt_provider, llm_provider = excluded.llm_provider, tts_provider = excluded.tts_provider,
+           retrieval_ms = excluded.retrieval_ms, retrieval_hits = excluded.retrieval_hits, retrieval_timed_out = excluded.retrieval_timed_out`,
         [conversationId, JSON.stringify(lastPerTurn)],
       );
     },

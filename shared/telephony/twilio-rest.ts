@@ -2,6 +2,7 @@ import type { CallStatus } from '../contracts/call-status';
 import { ProviderError } from '../contracts/errors';
 import type { ErrorKind } from '../contracts/errors';
 import { encodeBase64 } from './base64';
+import { escapeXml } from './twiml';
 import { normaliseTwilioCallStatus } from './twilio-webhooks';
 
 /**
@@ -116,6 +117,32 @@ export async function hangupTwilioCall(options: TwilioRestOptions & { readonly c
   if (!options.callSid) throw new TwilioApiError('TWILIO_BAD_REQUEST', 'cannot end the call: "callSid" is empty', false, 'bad-request');
   const form = new URLSearchParams({ Status: 'completed' });
   return callResource(await twilioPost(options, `Calls/${encodeURIComponent(options.callSid)}.json`, form, 'end the call'), 'end the call', 'completed');
+}
+
+/**
+ * Redirects a live call to new TwiML: `POST Calls/{CallSid}.json` with `Twiml`. The call leaves what it was
+ * doing (a `<Connect><Stream>` ends, so the media stream closes) and runs the new document.
+ */
+export async function redirectTwilioCall(options: TwilioRestOptions & { readonly callSid: string; readonly twiml: string }): Promise<TwilioCallResource> {
+  if (!options.callSid) throw new TwilioApiError('TWILIO_BAD_REQUEST', 'cannot redirect the call: "callSid" is empty', false, 'bad-request');
+  if (!options.twiml) throw new TwilioApiError('TWILIO_BAD_REQUEST', 'cannot redirect the call: "twiml" is empty', false, 'bad-request');
+  const form = new URLSearchParams({ Twiml: options.twiml });
+  return callResource(await twilioPost(options, `Calls/${encodeURIComponent(options.callSid)}.json`, form, 'redirect the call'), 'redirect the call', 'in-progress');
+}
+
+/** `<Dial>` TwiML for a transfer target: an E.164 number (`<Number>`) or a SIP URI (`<Sip>`). */
+export function dialTwiml(to: string, options: { readonly callerId?: string } = {}): string {
+  const target = /^sips?:/i.test(to) ? `<Sip>${escapeXml(to)}</Sip>` : `<Number>${escapeXml(to)}</Number>`;
+  const callerId = options.callerId ? ` callerId="${escapeXml(options.callerId)}"` : '';
+  return `<?xml version="1.0" encoding="UTF-8"?><Response><Dial${callerId}>${target}</Dial></Response>`;
+}
+
+/** Transfers a live call (the assistant's `transfer_call` on Twilio): redirects it to `<Dial>` the target. */
+export async function transferTwilioCall(options: TwilioRestOptions & { readonly callSid: string; readonly to: string; readonly callerId?: string }): Promise<TwilioCallResource> {
+  if (!/^(\+[1-9][0-9]{6,14}|sips?:\S+)$/i.test(options.to)) {
+    throw new TwilioApiError('TWILIO_BAD_REQUEST', `cannot transfer the call: "${options.to}" is neither an E.164 number nor a SIP URI`, false, 'bad-request');
+  }
+  return redirectTwilioCall({ ...options, twiml: dialTwiml(options.to, options.callerId ? { callerId: options.callerId } : {}) });
 }
 
 async function twilioPost(options: TwilioRestOptions, resource: string, form: URLSearchParams, what: string): Promise<unknown> {

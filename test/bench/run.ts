@@ -2,11 +2,12 @@
  * `npm run bench`: the runtime's own costs with zero-latency fakes. Prints tables and writes JSON to
  * test/bench/results/ (git-ignored) so runs can be compared. Not part of `npm test`.
  *   BENCH_TURNS (1000), BENCH_AUDIO_SECONDS (120), BENCH_CAPACITY_SECONDS (8), BENCH_MAX_CALLS (800),
- *   BENCH_TWILIO_MAX_CALLS (400), BENCH_TWILIO_SECONDS (8)
+ *   BENCH_TWILIO_MAX_CALLS (400), BENCH_TWILIO_SECONDS (8), BENCH_KB_CHUNKS (10000), BENCH_KB_QUERIES (200)
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { benchAudioPath } from './audio-path';
 import { benchCapacityStep, type CapacityStep } from './capacity';
+import { benchRetrieval } from './retrieval';
 import { benchStageOverhead } from './stage-overhead';
 import { benchTwilioLoad } from './twilio-load';
 
@@ -16,7 +17,7 @@ const fmt = (n: number, digits = 3) => n.toFixed(digits);
 
 async function main(): Promise<void> {
   const startedAt = new Date().toISOString();
-  log('1/4 stage overhead (zero-latency providers)');
+  log('1/5 stage overhead (zero-latency providers)');
   const overhead = await benchStageOverhead(env('BENCH_TURNS', 1000), log);
   log('');
   log(`Stage overhead over ${overhead.turns} turns (ms)`);
@@ -24,7 +25,7 @@ async function main(): Promise<void> {
   for (const [name, s] of Object.entries(overhead.stages)) log(`${name.padEnd(28)} ${fmt(s.p50).padStart(7)} ${fmt(s.p99).padStart(8)} ${fmt(s.max).padStart(8)}`);
   log(`target: sum p99 ≤ 5 ms → ${overhead.stages.sum.p99 <= 5 ? 'met' : 'MISSED'}`);
 
-  log('\n2/4 audio path CPU per call (μ-law 8 kHz in and out, TTS at 24 kHz)');
+  log('\n2/5 audio path CPU per call (μ-law 8 kHz in and out, TTS at 24 kHz)');
   const seconds = env('BENCH_AUDIO_SECONDS', 120);
   const audio = [
     await benchAudioPath('webrtc', seconds, 1),
@@ -39,7 +40,7 @@ async function main(): Promise<void> {
   const loaded = (vad: string) => audio.find((a) => a.vad === vad && a.concurrentCalls > 1)!;
   log(`target: ≤ 0.5 % of a core per call on a loaded node → webrtc ${loaded('webrtc').percentOfCore <= 0.5 ? 'met' : 'MISSED'}, silero ${loaded('silero').percentOfCore <= 0.5 ? 'met' : 'MISSED'}`);
 
-  log('\n3/4 concurrent calls on one core, real time (p99 outbound timer jitter ≤ 5 ms)');
+  log('\n3/5 concurrent calls on one core, real time (p99 outbound timer jitter ≤ 5 ms)');
   const steps: CapacityStep[] = [];
   const capacitySeconds = env('BENCH_CAPACITY_SECONDS', 8);
   const maxCalls = env('BENCH_MAX_CALLS', 800);
@@ -68,10 +69,13 @@ async function main(): Promise<void> {
   const capacity = good;
   log(`highest tested load within bounds: ${capacity} concurrent calls on one core`);
 
-  log('\n4/4 simulated Twilio calls against one media node in its own process (loopback WebSockets, zero-latency fakes)');
+  log('\n4/5 simulated Twilio calls against one media node in its own process (loopback WebSockets, zero-latency fakes)');
   const twilio = await benchTwilioLoad({ maxCalls: env('BENCH_TWILIO_MAX_CALLS', 400), seconds: env('BENCH_TWILIO_SECONDS', 8), log });
 
-  const result = { startedAt, node: process.version, overhead, audio, capacity: { steps, callsWithinBounds: capacity }, twilio };
+  log('\n5/5 knowledge retrieval latency on the embedded index (PGlite; PostgreSQL with TEST_DATABASE_URL)');
+  const retrieval = await benchRetrieval(log, env('BENCH_KB_CHUNKS', 10_000), env('BENCH_KB_QUERIES', 200));
+
+  const result = { startedAt, node: process.version, overhead, audio, capacity: { steps, callsWithinBounds: capacity }, twilio, retrieval };
   const dir = new URL('./results/', import.meta.url);
   await mkdir(dir, { recursive: true });
   const file = new URL(`bench-${startedAt.replace(/[:.]/g, '-')}.json`, dir);

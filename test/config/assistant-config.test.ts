@@ -113,6 +113,15 @@ describe('assistant config: errors', () => {
   });
 });
 
+describe('assistant config: tools', () => {
+  it('refuses two tools with the same name (the model calls tools by name)', () => {
+    const tool = { name: 'hang_up', action: { type: 'end_call' } };
+    const error = configError({ ...MINIMAL, tools: [tool, { ...tool }] });
+    expect(error.issues.join('\n')).toContain('tool names must be unique');
+    expect(parseAssistantConfig({ ...MINIMAL, tools: [tool, { ...tool, name: 'bye' }] }).tools).toHaveLength(2);
+  });
+});
+
 describe('assistant config: providers', () => {
   it('parses fallbacks in order, each with its own defaults', () => {
     const config = parseAssistantConfig({

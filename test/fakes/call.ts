@@ -4,6 +4,7 @@ import { createSpeexResamplerFactory } from '../../shared/audio/resampler';
 import type { ResamplerFactory } from '../../shared/audio/resampler';
 import { type AssistantConfigInput, parseAssistantConfig } from '../../shared/config/assistant';
 import type { Channel } from '../../shared/contracts/channel';
+import type { KnowledgeBase } from '../../shared/contracts/knowledge';
 import type { ToolExecutor } from '../../shared/contracts/llm';
 import type { CallEvent, CallObserver, TurnMetrics } from '../../shared/contracts/observer';
 import type { Vad, VadFactory } from '../../shared/contracts/vad';
@@ -54,6 +55,8 @@ export interface CallSetup {
   readonly maxInboundFrames?: number;
   /** Wrap the fake channel before the engine gets it (to observe or alter what crosses it). */
   readonly wrapChannel?: (channel: Channel) => Channel;
+  /** Knowledge bases searched on every user turn (engine dep `knowledge`), and the retrieval budget (default 150 ms). */
+  readonly knowledge?: { readonly bases: readonly KnowledgeBase[]; readonly budgetMs?: number };
 }
 
 /**
@@ -119,6 +122,7 @@ export async function startCall(setup: CallSetup = {}) {
     ...(greetingTts ? { greetingTts } : {}),
     variables: setup.variables,
     maxInboundFrames: setup.maxInboundFrames,
+    ...(setup.knowledge ? { knowledge: () => setup.knowledge!.bases, retrievalBudgetMs: setup.knowledge.budgetMs } : {}),
   });
   // start() waits for STT to connect; on the fake clock that time has to be advanced.
   let started = false;

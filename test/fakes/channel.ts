@@ -16,6 +16,8 @@ export interface FakeChannelOptions {
   readonly dropInbound?: (frameIndex: number) => boolean;
   /** Keep every played frame for `heardWords` (default); load benchmarks turn it off and only count. */
   readonly recordPlayed?: boolean;
+  /** Gives the line a transfer capability: called with the target; throwing = the carrier refused it. */
+  readonly transfer?: (target: string) => void | Promise<void>;
 }
 
 interface Played {
@@ -41,7 +43,7 @@ export function createFakeChannel(options: FakeChannelOptions) {
   let inboundIndex = 0;
   let running = false;
   let lastPlayed: AudioFrame | undefined;
-  const stats = { played: 0, plays: 0, clears: 0, marksSent: 0, marksReported: [] as string[], maxLeadMs: 0, hangups: [] as string[], inboundSent: 0 };
+  const stats = { played: 0, plays: 0, clears: 0, marksSent: 0, marksReported: [] as string[], maxLeadMs: 0, hangups: [] as string[], inboundSent: 0, transfers: [] as string[] };
 
   const queuedMs = () => farQueue.reduce((n, item) => n + ('frame' in item ? 20 : 0), 0);
 
@@ -81,7 +83,7 @@ export function createFakeChannel(options: FakeChannelOptions) {
   const channel: Channel = {
     id: 'fake-channel',
     outputFormat,
-    capabilities: { marks: options.marks ?? true, transfer: false },
+    capabilities: { marks: options.marks ?? true, transfer: options.transfer !== undefined },
     start(h) {
       handlers = h;
       running = true;
@@ -105,6 +107,16 @@ export function createFakeChannel(options: FakeChannelOptions) {
       stats.hangups.push(reason);
       running = false;
     },
+    ...(options.transfer
+      ? {
+          async transfer(target: string) {
+            stats.transfers.push(target);
+            await options.transfer!(target);
+            // The carrier took the caller elsewhere: this media stream ends.
+            running = false;
+          },
+        }
+      : {}),
   };
 
   function decodePlayed(from: number, to: number): string[] {

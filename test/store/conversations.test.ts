@@ -142,6 +142,15 @@ describe.each(sqlBackends())('conversations on $name', (backend) => {
     expect(await store.turnMetrics(c.id)).toHaveLength(2);
   });
 
+  it('keeps the retrieval metrics of a turn (latency, hits, a blown budget)', async () => {
+    const c = await newConversation();
+    await store.recordTurnMetrics(c.id, [metrics(1, { retrievalMs: 23.5, retrievalHits: 3 }), metrics(2, { retrievalMs: 150, retrievalHits: 0, retrievalTimedOut: true })]);
+    const [first, second] = await store.turnMetrics(c.id);
+    expect(first).toMatchObject({ retrievalMs: 23.5, retrievalHits: 3 });
+    expect(first).not.toHaveProperty('retrievalTimedOut');
+    expect(second).toMatchObject({ retrievalMs: 150, retrievalHits: 0, retrievalTimedOut: true });
+  });
+
   it('turn metrics are queryable in SQL (voice-to-voice per turn)', async () => {
     const c = await newConversation();
     await store.recordTurnMetrics(c.id, [metrics(1), metrics(2, { voiceToVoiceMs: 700 })]);
