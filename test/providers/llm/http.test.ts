@@ -67,11 +67,13 @@ describe('LLM HTTP helpers', () => {
     expect(() => createGeminiDecoder('g').onEvent(ev('{"promptFeedback":{"blockReason":"SAFETY"}}'))).toThrow(/blocked the prompt \(SAFETY\)/);
   });
 
-  it('registerLlmProviders registers openai, anthropic and gemini as credentialed, edge-capable, tool-calling models', () => {
+  it('registerLlmProviders registers openai, anthropic and gemini as credentialed, edge-capable, tool-calling models (and the local stand-in)', () => {
     const registry = createProviderRegistry();
     registerLlmProviders(registry);
-    expect(registry.llm.ids()).toEqual(['anthropic', 'gemini', 'openai']);
-    for (const id of registry.llm.ids()) {
+    // Plus the offline stand-in `local`, which needs no key and no network.
+    expect(registry.llm.ids()).toEqual(['anthropic', 'gemini', 'local', 'openai']);
+    expect(registry.llm.resolve('local').requiresCredential).toBeFalsy();
+    for (const id of ['anthropic', 'gemini', 'openai']) {
       const impl = registry.llm.resolve(id);
       expect(impl.requiresCredential).toBe(true);
       expect(impl.capabilities).toEqual({ tools: true, edgeCapable: true });
