@@ -4,7 +4,7 @@ import type { AssistantConfig, LlmBlock, SttBlock, TtsBlock } from '../config/as
 import { fillTemplate } from '../config/template';
 import type { Channel } from '../contracts/channel';
 import type { Clock, TimerHandle } from '../contracts/clock';
-import { asProviderError, type ProviderError } from '../contracts/errors';
+import { asProviderError, ProviderError } from '../contracts/errors';
 import type { KnowledgeBase } from '../contracts/knowledge';
 import type { ChatMessage, LanguageModel } from '../contracts/llm';
 import { type AssistantTurnKind, type CallObserver, combineObservers, type Stage, type TurnMetrics } from '../contracts/observer';
@@ -264,10 +264,11 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     earlyStt = undefined;
     if (early) {
       if (generation === 1 && sttCursor.index === 0 && early.providerId === provider.impl.id && !ended) {
+        // The session first: attach() replays held events, and an error among them must replace this session.
+        stt = early.session;
         early.attach((event) => {
           if (generation === sttGeneration && !ended) onSttEvent(provider.impl.id, event);
         });
-        stt = early.session;
         return;
       }
       void early.close().catch(() => undefined);
@@ -565,7 +566,11 @@ export function createCommunication(deps: CommunicationDeps): Communication {
         if (t.held) t.held.outcome = outcome;
         else finishReply(t, outcome);
       })
-      .catch((error) => reportError('llm', t.metrics.providers.llm ?? 'llm', asProviderError('engine', error), 'ignored'));
+      .catch((error) => {
+        reportError('llm', t.metrics.providers.llm ?? 'llm', asProviderError('engine', error), 'ignored');
+        // Whatever threw (retrieval, a passage without a source, ...), the caller must not be left in silence.
+        if (!t.over && turn === t && !t.held) finishReply(t, 'failed');
+      });
   }
 
   // ---- knowledge retrieval (shared/engine/retrieval.ts) ----
@@ -586,8 +591,9 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     t.metrics.retrievalHits = result.passages.length;
     if (result.timedOut) t.metrics.retrievalTimedOut = true;
     for (const f of result.failures) {
-      const provider = `knowledge:${f.knowledgeBaseId}`;
-      reportError('llm', provider, asProviderError(provider, f.error), 'ignored');
+      // One label value for every knowledge base (ids are per tenant: unbounded series); the id is in the message.
+      const error = asProviderError('knowledge', f.error);
+      reportError('llm', 'knowledge', new ProviderError(error.code, `knowledge base ${f.knowledgeBaseId}: ${error.message.replace(/^[A-Z0-9_]+: /, '')}`, error.retryable, error.kind, { cause: f.error }), 'ignored');
     }
     return passagesMessage(result.passages);
   }
@@ -641,6 +647,10 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     const heard = t.spoken.heardText(heardMs);
     t.metrics.interrupted = why !== 'superseded' || heard !== t.spoken.fullText();
     if (heard) recordAssistant(t, heard, t.metrics.interrupted);
+    if (t.ending && why === 'interrupted') {
+      // The caller spoke before the call could end: it goes on, and the model must not believe it ended.
+      history.push({ role: 'system', content: `The caller interrupted before the ${t.ending.kind === 'transfer' ? 'transfer' : 'end of the call'}; the call continues. Answer the caller.` });
+    }
     emitMetrics(t);
     if (turn === t) turn = undefined;
   }

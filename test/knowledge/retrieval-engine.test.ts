@@ -38,6 +38,22 @@ function clockKb(id: string, clock: () => Clock, behaviour: { delayMs: number; p
 const contextOf = (messages: readonly ChatMessage[]) => messages.filter((m) => m.role === 'system' && m.content.startsWith(CONTEXT_HEADER));
 
 describe('per-turn retrieval in the engine', () => {
+  it('a knowledge base that hands back a malformed passage does not leave the caller in silence: the fallback message is spoken', async () => {
+    const ref: { call?: TestCall } = {};
+    // No `source`: the engine cannot format it, and the turn must still end audibly.
+    const broken = { text: 'sunny', score: 1 } as unknown as Passage;
+    const { kb } = clockKb('kb-broken', () => ref.call!.clock, { delayMs: 10, passages: [broken] });
+    const call = (ref.call = await startCall({
+      knowledge: { bases: [kb] },
+      config: { knowledgeBases: [{ id: 'kb-broken', topK: 2 }], fallbackMessage: 'sorry trouble' },
+      llm: { reply: () => 'it is sunny' },
+    }));
+    call.fake.say('what is the weather today');
+    await call.runUntil(() => call.fake.heardWords().join(' ').includes('sorry trouble'), 10_000);
+    expect(call.fake.heardWords().join(' ')).toContain('sorry trouble');
+    await call.end();
+  });
+
   it('a fast knowledge base: passages reach the LLM before the caller message, with their source; metrics record latency and hits', async () => {
     const ref: { call?: TestCall } = {};
     const { kb, stats } = clockKb('kb-fast', () => ref.call!.clock, { delayMs: 40, passages: [WEATHER] });
@@ -98,7 +114,9 @@ describe('per-turn retrieval in the engine', () => {
     expect(context[0]!.content).not.toContain('Slow passage.');
     expect(call.metrics().find((m) => m.kind === 'reply')).toMatchObject({ retrievalMs: 100, retrievalHits: 1, retrievalTimedOut: true });
     const errors = call.of('providerError');
-    expect(errors).toEqual([expect.objectContaining({ stage: 'llm', provider: 'knowledge:kb-broken', action: 'ignored' })]);
+    // One metric label for all knowledge bases (tenant ids would make unbounded series); the id is in the message.
+    expect(errors).toEqual([expect.objectContaining({ stage: 'llm', provider: 'knowledge', action: 'ignored' })]);
+    expect((errors[0] as { error: Error }).error.message).toContain('kb-broken');
     expect(errors[0]!.error.message).toContain('index unreachable');
   });
 

@@ -49,6 +49,21 @@ describe('end_call', () => {
     expect(call.metrics().map((m) => m.kind)).toEqual(['reply', 'goodbye']);
   });
 
+  it('a caller who interrupts the reply before the ending keeps the call, and the model is told so', async () => {
+    const call = await callWithTools([{ name: 'end_call', action: { type: 'end_call', goodbye: 'thanks goodbye' } }], {
+      llm: { reply: (m) => (lastUserText(m).includes('wait') ? 'okay sure' : { text: 'once upon a time there was a dragon and the dragon was warm', toolCalls: [END] }) },
+    });
+    call.fake.say('goodbye');
+    await call.runUntil(() => call.fake.heardWords().length >= 3, 10_000);
+    call.fake.say('wait stop');
+    expect(await call.runUntil(() => call.fake.heardWords().join(' ').endsWith('okay sure'), 10_000), call.fake.heardWords().join(' ')).toBe(true);
+    expect(call.of('callEnded')).toHaveLength(0);
+    expect(call.fake.stats.hangups).toEqual([]);
+    const second = call.llm.stats.requests[1]!.messages;
+    expect(second.some((m) => m.role === 'system' && m.content.includes('interrupted before the end of the call'))).toBe(true);
+    await call.end();
+  });
+
   it('without a goodbye the line hangs up once the reply has played out', async () => {
     const call = await callWithTools([{ name: 'end_call', action: { type: 'end_call' } }], {
       llm: { reply: () => ({ text: 'goodbye', toolCalls: [END] }) },
