@@ -146,6 +146,8 @@ export async function openSttEarly(provider: ResolvedProvider<SpeechToText, SttB
     new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         abort.abort();
+        // An open() that ignores the abort and resolves late would leak its session: close it when it arrives.
+        opening.then((late) => late.close()).catch(() => {});
         reject(new Error(`PREWARM_TIMEOUT: ${provider.impl.id} did not connect within ${timeoutMs} ms`));
       }, timeoutMs);
     }),

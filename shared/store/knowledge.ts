@@ -130,15 +130,33 @@ function tiers(lexemes: readonly string[]): string[] {
   return out;
 }
 
-export function createKnowledgeStore(db: SqlClient): KnowledgeStore {
-  async function search(knowledgeBaseId: string, query: string, options: SearchOptions = {}): Promise<Passage[]> {
+/** Longest a search statement may run: the SQL clients cannot cancel one, so an abandoned (aborted) search dies by this. */
+export const SEARCH_STATEMENT_TIMEOUT_MS = 2000;
+
+export interface KnowledgeStoreOptions {
+  /** Per-statement deadline of search queries (default SEARCH_STATEMENT_TIMEOUT_MS; PGlite accepts it but does not enforce it). */
+  readonly searchTimeoutMs?: number;
+}
+
+export function createKnowledgeStore(db: SqlClient, storeOptions: KnowledgeStoreOptions = {}): KnowledgeStore {
+  const searchTimeoutMs = Math.max(1, Math.floor(storeOptions.searchTimeoutMs ?? SEARCH_STATEMENT_TIMEOUT_MS));
+
+  async function search(knowledgeBaseId: string, query: string, options: SearchOptions = {}, signal?: AbortSignal): Promise<Passage[]> {
     if (!isUuid(knowledgeBaseId)) return [];
     const text = query.slice(0, MAX_QUERY_CHARS).trim();
     if (!text) return [];
+    // SET LOCAL bounds every statement of the search and ends with its transaction (the connection goes back clean).
+    return db.transaction(async (tx) => {
+      await tx.query(`SET LOCAL statement_timeout = '${searchTimeoutMs}ms'`);
+      return searchIn(tx, knowledgeBaseId, text, options, signal);
+    });
+  }
+
+  async function searchIn(tx: SqlClient, knowledgeBaseId: string, text: string, options: SearchOptions, signal: AbortSignal | undefined): Promise<Passage[]> {
     const topK = Math.max(1, Math.min(MAX_TOP_K, Math.floor(options.topK ?? DEFAULT_TOP_K)));
     const documentIds = options.filter?.documentIds;
     // The query's lexemes in the knowledge base's configuration (stemmed, stop words dropped).
-    const [row] = await db.query<Row>(
+    const [row] = await tx.query<Row>(
       'SELECT array_to_json(tsvector_to_array(to_tsvector(kb.language, $2::text))) AS lexemes FROM knowledge_bases kb WHERE kb.id = $1::uuid',
       [knowledgeBaseId, text],
     );
@@ -148,7 +166,9 @@ export function createKnowledgeStore(db: SqlClient): KnowledgeStore {
     const passages: Passage[] = [];
     const seen = new Set<string>();
     for (const tier of tiers(lexemes)) {
-      const rows = await db.query<Row>(
+      // An abandoned search starts no further statement.
+      if (signal?.aborted) return passages;
+      const rows = await tx.query<Row>(
         `WITH candidates AS (
            SELECT c.document_id, c.chunk, c.text, c.title, c.tsv
              FROM knowledge_chunks c
@@ -263,19 +283,19 @@ export function createKnowledgeStore(db: SqlClient): KnowledgeStore {
       return rows.length > 0;
     },
 
-    search,
+    search: (knowledgeBaseId, query, options) => search(knowledgeBaseId, query, options),
 
     knowledgeBase(id) {
       return {
         id,
         async search(query, options, signal) {
           if (signal.aborted) throw abortError();
-          // The SQL clients cannot cancel a running statement: an abort settles this promise at once and the
-          // statement's result is dropped.
+          // The SQL clients cannot cancel a running statement: an abort settles this promise at once, the
+          // statement's result is dropped, no further tier is queried, and statement_timeout ends a slow one.
           return new Promise<Passage[]>((resolve, reject) => {
             const onAbort = () => reject(abortError());
             signal.addEventListener('abort', onAbort, { once: true });
-            search(id, query, options).then(
+            search(id, query, options, signal).then(
               (passages) => {
                 signal.removeEventListener('abort', onAbort);
                 resolve(passages);

@@ -123,4 +123,41 @@ describe.each(sqlBackends())('knowledge store on $name', (backend) => {
     aborted.abort();
     await expect(view.search('refund', {}, aborted.signal)).rejects.toMatchObject({ name: 'AbortError' });
   });
+
+  it('searches run in a transaction under statement_timeout, so an abandoned statement dies', async () => {
+    const statements: string[] = [];
+    const inTransaction: boolean[] = [];
+    const recording = (client: SqlClient, tx: boolean): SqlClient => ({
+      ...client,
+      query: (text, params) => {
+        statements.push(text);
+        inTransaction.push(tx);
+        return client.query(text, params);
+      },
+      transaction: (fn) => client.transaction((inner) => fn(recording(inner, true))),
+    });
+    const watched = createKnowledgeStore(recording(db, false));
+    expect((await watched.search(kb, 'parking'))[0]).toMatchObject({ source: { documentId: 'parking.txt' } });
+    expect(statements[0]).toBe("SET LOCAL statement_timeout = '2000ms'");
+    expect(statements.length).toBeGreaterThan(1);
+    expect(inTransaction.every(Boolean)).toBe(true);
+  });
+
+  it.runIf(backend.name === 'postgres')('on PostgreSQL a search statement past the timeout is cancelled by the server', async () => {
+    // A tier query that would run 3 s: the server ends it after searchTimeoutMs.
+    const slow = (client: SqlClient): SqlClient => ({
+      ...client,
+      query: async (text, params) => {
+        if (text.includes('WITH candidates')) await client.query('SELECT pg_sleep(3)');
+        return client.query(text, params);
+      },
+      transaction: (fn) => client.transaction((inner) => fn(slow(inner))),
+    });
+    const slowStore = createKnowledgeStore(slow(db), { searchTimeoutMs: 100 });
+    const started = Date.now();
+    await expect(slowStore.search(kb, 'parking')).rejects.toThrow(/statement timeout/i);
+    expect(Date.now() - started).toBeLessThan(2000);
+    // The timeout was local to the search's transaction.
+    expect(await store.search(kb, 'parking')).not.toHaveLength(0);
+  });
 });

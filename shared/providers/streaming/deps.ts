@@ -13,4 +13,6 @@ export interface SocketProviderDeps {
   readonly replayMs?: number;
   /** TTS: how long an idle pooled socket is kept open (default 30 s). */
   readonly idleMs?: number;
+  /** TTS: an utterance that gets no audio for this long after a piece or audio event is failed as stalled, and its socket closed (default 8000 ms). */
+  readonly ttsStallMs?: number;
 }

@@ -184,7 +184,8 @@ async function openSession(wire: SttWire, deps: SocketProviderDeps, options: Stt
   };
 
   const handleFailure = (c: Connection, error: ProviderError): void => {
-    if (c !== conn || phase === 'ended') return;
+    // While reconnecting `conn` is still the dropped connection: its late failures must not start a second reconnect.
+    if (c !== conn || phase === 'ended' || phase === 'reconnecting') return;
     metrics.error(id, 'stt', error.kind);
     // A failure while closing is not worth a fallback: the engine is done with this session.
     if (phase === 'closing') return closeWaiter?.();
@@ -214,8 +215,11 @@ async function openSession(wire: SttWire, deps: SocketProviderDeps, options: Stt
     attach(c);
   };
 
+  /** Only the current, open connection speaks: late messages of one we dropped (still `conn` while reconnecting) are ignored. */
+  const current = (c: Connection): boolean => c === conn && !c.closedByUs && phase !== 'ended' && phase !== 'reconnecting';
+
   const onMessage = (c: Connection, data: string | Uint8Array): void => {
-    if (c !== conn || phase === 'ended') return;
+    if (!current(c)) return;
     let events: readonly SttWireEvent[];
     try {
       events = wire.decode(data);
@@ -226,7 +230,7 @@ async function openSession(wire: SttWire, deps: SocketProviderDeps, options: Stt
       return;
     }
     for (const event of events) {
-      if (c !== conn || (phase as Phase) === 'ended') return;
+      if (!current(c)) return;
       handleEvent(c, event);
     }
   };

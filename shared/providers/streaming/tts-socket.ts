@@ -19,6 +19,8 @@ const DEFAULT_IDLE_MS = 30_000;
 const MAX_QUEUED_PIECES = 64;
 /** A non-multiplexed socket whose vendor does not acknowledge a cancel within this is not trusted again. */
 const CANCEL_ACK_MS = 2000;
+/** An utterance the vendor stops answering (no audio, pieceDone or done) fails after this. */
+const DEFAULT_STALL_MS = 8000;
 
 interface PooledSocket {
   readonly key: string;
@@ -50,6 +52,8 @@ interface Utterance {
   firstPushAt: number | undefined;
   audioMeasured: boolean;
   ackTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Inactivity deadline: armed when a piece goes out, re-armed on every piece and audio event. */
+  stallTimer: ReturnType<typeof setTimeout> | undefined;
   detachSignal: () => void;
 }
 
@@ -60,6 +64,7 @@ export function createSocketTts(wire: TtsWire, deps: SocketProviderDeps): Socket
   const metrics = deps.metrics ?? nullProviderMetrics;
   const multiplexed = wire.capabilities.multiplexed;
   const idleMs = deps.idleMs ?? DEFAULT_IDLE_MS;
+  const stallMs = deps.ttsStallMs ?? DEFAULT_STALL_MS;
   const pool = new Map<string, PooledSocket[]>();
 
   // ---- sockets ---------------------------------------------------------------------------------------
@@ -183,10 +188,33 @@ export function createSocketTts(wire: TtsWire, deps: SocketProviderDeps): Socket
     }
   };
 
+  const clearStall = (u: Utterance): void => {
+    clearTimeout(u.stallTimer);
+    u.stallTimer = undefined;
+  };
+
+  /** (Re)start the utterance's inactivity deadline: a vendor that keeps the socket open but goes silent must not hang the turn. */
+  const armStall = (u: Utterance): void => {
+    clearStall(u);
+    if (u.state !== 'streaming') return;
+    u.stallTimer = setTimeout(() => {
+      u.stallTimer = undefined;
+      if (u.state !== 'streaming') return;
+      // Every piece acknowledged and no end yet: the wait is on the caller's next piece, not on the vendor.
+      if (!u.ended && u.pushed > 0 && u.piecesDone >= u.pushed) return;
+      const ps = u.socket;
+      const error = new ProviderError(`${code}_STALLED`, `no audio from the provider for ${stallMs} ms`, true, 'timeout');
+      failUtterance(u, error);
+      // A socket that went silent mid-utterance cannot be trusted again (utterances sharing it fail with it).
+      if (ps) closeSocket(ps, error);
+    }, stallMs);
+  };
+
   /** Detach an utterance from its socket; the socket goes back to the pool if nothing else uses it. */
   const release = (u: Utterance): void => {
     clearTimeout(u.ackTimer);
     u.ackTimer = undefined;
+    clearStall(u);
     u.detachSignal();
     const ps = u.socket;
     if (!ps) return;
@@ -211,6 +239,7 @@ export function createSocketTts(wire: TtsWire, deps: SocketProviderDeps): Socket
     u.state = 'streaming';
     send(ps, u.wire.begin());
     for (const item of u.queue) send(ps, item === 'end' ? u.wire.end() : u.wire.text(item.text, item.index));
+    if (u.queue.length) armStall(u);
     u.queue.length = 0;
     endedByLastPiece(u);
   };
@@ -229,6 +258,7 @@ export function createSocketTts(wire: TtsWire, deps: SocketProviderDeps): Socket
     const wasStreaming = u.state === 'streaming';
     // From here on nothing reaches the caller: this is what stops the audio within a frame on barge-in.
     u.state = 'cancelled';
+    clearStall(u);
     u.detachSignal();
     const ps = u.socket;
     if (!ps || !wasStreaming || !u.wire) return release(u);
@@ -256,6 +286,7 @@ export function createSocketTts(wire: TtsWire, deps: SocketProviderDeps): Socket
     switch (event.type) {
       case 'audio': {
         if (!live) return;
+        armStall(u);
         if (!u.audioMeasured && u.firstPushAt !== undefined) {
           u.audioMeasured = true;
           metrics.firstResult(id, 'tts', 'audio', performance.now() - u.firstPushAt);
@@ -270,6 +301,7 @@ export function createSocketTts(wire: TtsWire, deps: SocketProviderDeps): Socket
         return;
       case 'pieceDone':
         u.piecesDone++;
+        if (live) armStall(u);
         return endedByLastPiece(u);
       case 'done':
         u.state = u.state === 'streaming' ? 'finished' : u.state;
@@ -345,6 +377,7 @@ export function createSocketTts(wire: TtsWire, deps: SocketProviderDeps): Socket
       firstPushAt: undefined,
       audioMeasured: false,
       ackTimer: undefined,
+      stallTimer: undefined,
       detachSignal: () => {},
     };
     const handle: TtsStream = {
@@ -354,6 +387,7 @@ export function createSocketTts(wire: TtsWire, deps: SocketProviderDeps): Socket
         u.firstPushAt ??= performance.now();
         if (u.state === 'streaming' && u.socket && u.wire) {
           send(u.socket, u.wire.text(text, index));
+          armStall(u);
         } else if (u.queue.length >= MAX_QUEUED_PIECES) {
           failUtterance(u, new ProviderError(`${code}_BACKLOG`, `more than ${MAX_QUEUED_PIECES} text pieces waited for the connection`, true, 'unavailable'));
         } else {
@@ -366,6 +400,8 @@ export function createSocketTts(wire: TtsWire, deps: SocketProviderDeps): Socket
         u.ended = true;
         if (u.state === 'streaming' && u.socket && u.wire) {
           send(u.socket, u.wire.end());
+          // The end asks for a done: the vendor is on the clock again.
+          armStall(u);
           endedByLastPiece(u);
         } else u.queue.push('end');
       },

@@ -10,6 +10,7 @@ import type { SocketProviderDeps } from '../../../shared/providers/streaming/dep
 import { createReplayRing } from '../../../shared/providers/streaming/replay-ring';
 import { createSocketStt } from '../../../shared/providers/streaming/stt-socket';
 import type { SocketSttSession } from '../../../shared/providers/streaming/stt-socket';
+import type { SocketFactory, SocketHandlers } from '../../../shared/providers/streaming/socket';
 import type { SttWire } from '../../../shared/providers/streaming/stt-wire';
 import type { FakeProviderServer } from '../conformance/fake-server';
 import { silence, speak, waitFor } from '../conformance/stt-suite';
@@ -360,6 +361,34 @@ describe('server messages and closes', () => {
     h.fake.control.sendRaw!('{"type":"error","kind":"internal","message":"try again"}');
     await waitFor(() => h.fake.connections.length === 2, 'the reconnect');
     await utter(session, ['yeah'], h.finalWords);
+    expect(h.errors()).toEqual([]);
+  });
+
+  it('late messages of a dropped connection: no second reconnect, no final from it, no words lost', async () => {
+    // The factory keeps each connection's handlers, to deliver messages the old socket had in flight after the drop.
+    const handlers: SocketHandlers[] = [];
+    const recording: SocketFactory = (request, h) => {
+      handlers.push(h);
+      return connect(request, h);
+    };
+    const h = await setup({ deps: { connect: recording, retry: { attempts: 3, baseDelayMs: 300 } } });
+    const session = await h.open();
+    await speak(session, ['hello', 'there', 'tell', 'me', 'a', 'joke']);
+    const old = handlers[0]!;
+    old.onMessage('{"type":"error","kind":"internal","message":"try again"}');
+    expect(session.stats.reconnects).toBe(1);
+    // Still reconnecting (≥ 225 ms back-off): the old socket's late error and a late final without its end.
+    old.onMessage('{"type":"error","kind":"internal","message":"try again"}');
+    old.onMessage('{"type":"final","text":"ghost"}');
+    expect(session.stats.reconnects).toBe(1);
+    await waitFor(() => h.fake.connections.length === 2, 'the reconnect');
+    await silence(session, 600);
+    await waitFor(() => h.finalWords().length >= 6, 'the replayed words');
+    await delay(200);
+    expect(h.finalWords()).toEqual(['hello', 'there', 'tell', 'me', 'a', 'joke']);
+    expect(h.fake.connections).toHaveLength(2);
+    expect(session.stats.reconnects).toBe(1);
+    expect(h.metrics.reconnected).toEqual(['REFERENCE_INTERNAL']);
     expect(h.errors()).toEqual([]);
   });
 

@@ -268,6 +268,33 @@ describe('errors', () => {
     expect(s.events).toHaveLength(count);
   });
 
+  it('a vendor that goes silent mid-utterance: a stalled error within ttsStallMs, the socket closed, nothing after', async () => {
+    const reference = referenceTtsWire();
+    let silent = false;
+    // The socket stays open, but after the first audio nothing (audio, pieceDone, done) reaches the base any more.
+    const wire: TtsWire = {
+      ...reference,
+      decode(data) {
+        if (silent) return [];
+        const events = reference.decode(data);
+        if (events.some((e) => e.type === 'audio')) silent = true;
+        return events;
+      },
+    };
+    const h = await setup({ wire, deps: { ttsStallMs: 300 } });
+    const s = h.speak(['once upon a time there was a dragon. ']);
+    await waitFor(() => silent, 'the first audio');
+    const started = Date.now();
+    await waitFor(s.finished, 'the stalled error', 2000);
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(s.errors()).toHaveLength(1);
+    expect(s.errors()[0]).toMatchObject({ code: 'REFERENCE_STALLED', retryable: true, kind: 'timeout' });
+    await waitFor(() => h.fake.connections[0]!.closeCode !== undefined, 'the socket close');
+    const count = s.events.length;
+    await delay(400);
+    expect(s.events).toHaveLength(count);
+  });
+
   it('an error frame for the utterance ends it; a non-multiplexed socket is not reused', async () => {
     const h = await setup();
     const s = h.speak(['hello. '], { end: false });
