@@ -25,10 +25,14 @@ export function toolAllowList(env: Readonly<Record<string, string | undefined>> 
   return parseHostAllowList(env?.TOOL_HTTP_ALLOW);
 }
 
+/** The provider a credential must be stored under for an http tool's header to use it. */
+export const HTTP_TOOL_CREDENTIAL_PROVIDER = 'http';
+
 export interface CallToolsOptions {
   readonly config: AssistantConfig;
   readonly context: Pick<CallContext, 'projectId' | 'variables'>;
-  readonly credentials: Pick<CredentialStore, 'resolve'>;
+  /** Only credentials stored with provider `http` are given to tools (never another provider's secret). */
+  readonly credentials: Pick<CredentialStore, 'resolveForProvider'>;
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly search?: KnowledgeSearch;
   readonly fetch?: typeof fetch;
@@ -46,7 +50,7 @@ export function createCallTools(options: CallToolsOptions): CallTools | undefine
       allow: toolAllowList(options.env),
       resolve: options.resolve ?? resolveWithDns,
       ...(options.fetch ? { fetch: options.fetch } : {}),
-      credential: (name) => options.credentials.resolve(context.projectId, 'http', name).catch(() => undefined),
+      credential: (name) => options.credentials.resolveForProvider(context.projectId, HTTP_TOOL_CREDENTIAL_PROVIDER, name).catch(() => undefined),
     },
   });
 }

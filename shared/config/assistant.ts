@@ -245,6 +245,13 @@ export const ToolConfig = z
       }
     }
     if (tool.action.type !== 'http') return;
+    if (hasPlaceholderInOrigin(tool.action.url)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['action', 'url'],
+        message: 'placeholders are not allowed in the scheme, host or port of the URL (only in its path, query and fragment)',
+      });
+    }
     for (const [name, value] of Object.entries(tool.action.headers)) {
       if (typeof value === 'string' && looksLikeSecretHeader(name)) {
         ctx.addIssue({
@@ -264,6 +271,13 @@ export const ToolConfig = z
 function looksLikeSecretHeader(name: string): boolean {
   const k = name.toLowerCase().replace(/[-_ ]/g, '');
   return looksLikeSecret(name) || k === 'cookie' || k.endsWith('apikey') || k.endsWith('token') || k.endsWith('key') || k.endsWith('secret') || k.endsWith('signature');
+}
+
+/** Whether a URL template has `{{` before its path: in the scheme, user info, host or port. */
+export function hasPlaceholderInOrigin(url: string): boolean {
+  const scheme = url.indexOf('://');
+  const head = scheme < 0 ? url : url.slice(0, scheme + 3 + url.slice(scheme + 3).search(/[/?#]|$/));
+  return head.includes('{{') || head.includes('}}');
 }
 
 function queryNames(url: string): string[] {

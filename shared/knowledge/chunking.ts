@@ -60,17 +60,96 @@ export function decodeEntities(text: string): string {
 
 const BLOCK_TAGS = 'p|div|section|article|header|footer|main|aside|nav|li|ul|ol|dl|dt|dd|h[1-6]|tr|table|thead|tbody|blockquote|pre|figure|figcaption|form|fieldset|address|hr';
 
+/** `<!-- … -->` → a space; an unclosed comment runs to the end of the input. */
+function dropComments(html: string): string {
+  let out = '';
+  let from = 0;
+  for (;;) {
+    const start = html.indexOf('<!--', from);
+    if (start < 0) return out + html.slice(from);
+    out += html.slice(from, start) + ' ';
+    const end = html.indexOf('-->', start + 4);
+    if (end < 0) return out;
+    from = end + 3;
+  }
+}
+
+const RAW_OPEN = /<(script|style|head|noscript|template|svg)\b/gi;
+
+/** `<script …>…</script>` (and style, head, noscript, template, svg) → a space; an unclosed one runs to the end. */
+function dropRawBlocks(html: string): string {
+  let out = '';
+  let from = 0;
+  for (;;) {
+    RAW_OPEN.lastIndex = from;
+    const open = RAW_OPEN.exec(html);
+    if (!open) return out + html.slice(from);
+    out += html.slice(from, open.index) + ' ';
+    const close = new RegExp(`</${open[1]!}\\s*>`, 'gi');
+    close.lastIndex = open.index + open[0].length;
+    const end = close.exec(html);
+    if (!end) return out;
+    from = end.index + end[0].length;
+  }
+}
+
 /** HTML → plain text: scripts, styles, comments and the head dropped; block elements become paragraph breaks. */
 export function htmlToText(html: string): string {
-  let text = html
-    .replace(/<!--[\s\S]*?-->/g, ' ')
-    .replace(/<(script|style|head|noscript|template|svg)\b[\s\S]*?<\/\1\s*>/gi, ' ')
+  // Linear scans and patterns only: a tag or block that is never closed must not make this quadratic
+  // (`[^<>]*` stops at the next `<`, so every start scans at most to the next tag).
+  let text = dropRawBlocks(dropComments(html))
     .replace(/<br\s*\/?>/gi, '\n')
-    .replace(new RegExp(`</?(?:${BLOCK_TAGS})\\b[^>]*>`, 'gi'), '\n\n')
-    .replace(/<\/?(td|th)\b[^>]*>/gi, ' ')
-    .replace(/<[^>]*>/g, '');
+    .replace(new RegExp(`</?(?:${BLOCK_TAGS})\\b[^<>]*>`, 'gi'), '\n\n')
+    .replace(/<\/?(td|th)\b[^<>]*>/gi, ' ')
+    .replace(/<[^<>]*>/g, '');
   text = decodeEntities(text);
   return normaliseWhitespace(text);
+}
+
+const isLineBreak = (ch: string) => ch === '\n' || ch === '\r' || ch === '\u2028' || ch === '\u2029';
+const isSpace = (ch: string) => /\s/.test(ch);
+
+/**
+ * Emphasis markers dropped, their text kept, in one left-to-right pass and linear time: what
+ * `/(d1|d2)(.+?)\1/g` (or, `flanking`, `/(d1|d2)(\S(?:.*?\S)?)\1/g`) would replace with `$2`, without the
+ * regex's quadratic search for a closing marker that is not there.
+ */
+function stripPaired(line: string, delimiters: readonly string[], flanking: boolean): string {
+  if (!delimiters.some((d) => line.includes(d))) return line;
+  const n = line.length;
+  // next[k][p]: the first closing delimiter k at or after p with no line break in between (-1: none).
+  const next = delimiters.map((d) => {
+    const table = new Int32Array(n + 1).fill(-1);
+    for (let p = n - 1; p >= 0; p--) {
+      const closes = line.startsWith(d, p) && (!flanking || (p > 0 && !isSpace(line[p - 1]!)));
+      table[p] = closes ? p : isLineBreak(line[p]!) ? -1 : table[p + 1]!;
+    }
+    return table;
+  });
+  let out = '';
+  let i = 0;
+  while (i < n) {
+    let matched = false;
+    for (let k = 0; k < delimiters.length; k++) {
+      const d = delimiters[k]!;
+      if (!line.startsWith(d, i)) continue;
+      const start = i + d.length;
+      if (start >= n) break;
+      const first = line[start]!;
+      if (isLineBreak(first) || (flanking && isSpace(first))) break;
+      // `.+?` takes the nearest closer; `\S(?:.*?\S)?` first tries two or more characters (the optional group is
+      // greedy), and only then the single one.
+      let end = flanking ? (start + 1 < n && !isLineBreak(line[start + 1]!) ? next[k]![start + 2]! : -1) : next[k]![start + 1]!;
+      if (end < 0 && flanking && line.startsWith(d, start + 1)) end = start + 1;
+      if (end < 0) break;
+      out += line.slice(start, end);
+      i = end + d.length;
+      matched = true;
+      break;
+    }
+    if (!matched) out += line[i++];
+  }
+  return out;
 }
 
 /** Markdown → plain text: markup dropped, the words of links, images (alt text), code and tables kept. */
@@ -96,23 +175,23 @@ export function markdownToText(markdown: string): string {
       out.push('');
       continue;
     }
-    if (/^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/.test(line)) continue; // table separator row
+    if (/^\s*(?:\|\s*)?:?-{2,}:?(?:\s*\|\s*:?-{2,}:?)*(?:\s*\|)?\s*$/.test(line)) continue; // table separator row
     if (/^\s*(=+|-+)\s*$/.test(line)) continue; // setext underline
     line = line
       .replace(/^\s{0,3}#{1,6}\s+/, '')
-      .replace(/\s+#+\s*$/, '')
+      .replace(/(?<!\s)\s+#+\s*$/, '')
       .replace(/^\s*(>\s?)+/, '')
       .replace(/^\s*([-*+]|\d+[.)])\s+(\[[ xX]\]\s+)?/, '')
-      .replace(/!\[([^\]]*)\]\([^)]*\)/g, '$1')
-      .replace(/\[([^\]]+)\]\([^)]*\)/g, '$1')
-      .replace(/\[([^\]]+)\]\[[^\]]*\]/g, '$1')
+      .replace(/!\[([^[\]]*)\]\([^)[]*\)/g, '$1')
+      .replace(/\[([^[\]]+)\]\([^)[]*\)/g, '$1')
+      .replace(/\[([^[\]]+)\]\[[^[\]]*\]/g, '$1')
       .replace(/^\s*\[[^\]]+\]:\s+\S+.*$/, '')
-      .replace(/<[^>]+>/g, '')
-      .replace(/(\*\*|__)(.+?)\1/g, '$2')
-      .replace(/(\*|_)(\S(?:.*?\S)?)\1/g, '$2')
-      .replace(/~~(.+?)~~/g, '$1')
-      .replace(/`+([^`]*)`+/g, '$1');
-    if (line.includes('|')) line = line.replace(/^\s*\|/, '').replace(/\|\s*$/, '').replace(/\s*\|\s*/g, ', ');
+      .replace(/<[^<>]+>/g, '');
+    line = stripPaired(line, ['**', '__'], false);
+    line = stripPaired(line, ['*', '_'], true);
+    line = stripPaired(line, ['~~'], false);
+    line = line.replace(/`+([^`]*)`+/g, '$1');
+    if (line.includes('|')) line = line.replace(/^\s*\|/, '').replace(/\|\s*$/, '').replace(/(?<!\s)\s*\|\s*/g, ', ');
     out.push(line);
   }
   return normaliseWhitespace(decodeEntities(out.join('\n')));

@@ -47,6 +47,13 @@ export interface CredentialStore {
    * fallback), else the project's default for `provider`, else undefined.
    */
   resolve(projectId: string, provider: string, name?: string): Promise<string | undefined>;
+  /**
+   * The plaintext secret of the credential `name` only when it is stored for `provider`; undefined when the
+   * project has no such credential or it belongs to another provider. For callers that let configuration
+   * choose a credential by name for a given use (http tools: provider `http`), so that a name cannot pull
+   * another provider's secret (a Twilio auth token) into a request to an arbitrary URL.
+   */
+  resolveForProvider(projectId: string, provider: string, name: string): Promise<string | undefined>;
 }
 
 type Row = Record<string, unknown>;
@@ -187,6 +194,16 @@ export function createCredentialStore(db: SqlClient, box: SecretBox): Credential
       const [row] = await db.query<Row>(`SELECT ${SEALED_COLUMNS} FROM credentials WHERE project_id = $1::uuid AND provider = $2::text AND is_default`, [
         projectId,
         provider,
+      ]);
+      return row ? open(row) : undefined;
+    },
+
+    async resolveForProvider(projectId, provider, name) {
+      if (!isUuid(projectId)) return undefined;
+      const [row] = await db.query<Row>(`SELECT ${SEALED_COLUMNS} FROM credentials WHERE project_id = $1::uuid AND provider = $2::text AND name = $3::text`, [
+        projectId,
+        provider,
+        name,
       ]);
       return row ? open(row) : undefined;
     },

@@ -1,4 +1,4 @@
-import type { CredentialHeaderRef, ToolAction } from '../config/assistant';
+import { hasPlaceholderInOrigin, type CredentialHeaderRef, type ToolAction } from '../config/assistant';
 import { fillTemplate } from '../config/template';
 import { blockedReason, formatIp, inCidr, parseCidr, parseIp, type Cidr } from './ip';
 
@@ -53,8 +53,31 @@ export interface HttpGuard {
   readonly resolve?: ResolveHost;
 }
 
-/** Throws a ToolError saying why `url` may not be requested. */
-export async function assertReachable(url: URL, guard: HttpGuard): Promise<void> {
+/** `promise`, or a rejection as soon as `signal` aborts (the promise itself is left to settle unobserved). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
+}
+
+/**
+ * Throws a ToolError saying why `url` may not be requested. `signal` bounds the DNS lookup (the tool's
+ * time-out or the call's cancel): a resolver that never answers does not hold the tool call.
+ */
+export async function assertReachable(url: URL, guard: HttpGuard, signal?: AbortSignal): Promise<void> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ToolError(`only http and https URLs can be requested, not ${url.protocol}`);
   if (url.username || url.password) throw new ToolError('URLs with credentials in them are refused');
   const host = url.hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
@@ -70,8 +93,9 @@ export async function assertReachable(url: URL, guard: HttpGuard): Promise<void>
   if (!guard.resolve) return;
   let addresses: readonly string[];
   try {
-    addresses = await guard.resolve(host);
+    addresses = await untilAborted(guard.resolve(host), signal);
   } catch (error) {
+    if (signal?.aborted) throw new ToolError(`the lookup of ${host} was cut short (time-out or cancel)`);
     throw new ToolError(`could not resolve ${host}: ${error instanceof Error ? error.message : String(error)}`);
   }
   if (addresses.length === 0) throw new ToolError(`could not resolve ${host}: no addresses`);
@@ -132,7 +156,7 @@ function fillBody(template: unknown, args: Readonly<Record<string, unknown>>, va
 
 async function credentialHeader(ref: CredentialHeaderRef, deps: HttpToolDeps): Promise<string> {
   const stored = deps.credential ? await deps.credential(ref.credential) : undefined;
-  if (stored === undefined) throw new ToolError(`the tool's credential "${ref.credential}" is not stored in the project`);
+  if (stored === undefined) throw new ToolError(`the tool's credential "${ref.credential}" is not stored in the project as an http credential (tools can use only credentials stored with provider "http")`);
   let secret: string | undefined = stored;
   if (stored.startsWith('{')) {
     try {
@@ -209,6 +233,7 @@ export async function runHttpTool(
   deps: HttpToolDeps,
   signal: AbortSignal,
 ): Promise<string> {
+  if (hasPlaceholderInOrigin(action.url)) throw new ToolError('placeholders are not allowed in the scheme, host or port of the URL');
   let url: URL;
   try {
     url = new URL(fill(action.url, args, variables, encodeURIComponent, 'URL'));
@@ -252,7 +277,12 @@ export async function runHttpTool(
   const origin = url.origin;
   try {
     for (let redirects = 0; ; redirects++) {
-      await assertReachable(url, deps);
+      try {
+        await assertReachable(url, deps, controller.signal);
+      } catch (error) {
+        if (controller.signal.aborted) throw abortedError(timedOut, action.timeoutMs);
+        throw error;
+      }
       if (controller.signal.aborted) throw abortedError(timedOut, action.timeoutMs);
       let response: Response;
       try {

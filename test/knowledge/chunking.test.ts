@@ -52,6 +52,38 @@ describe('document conversion', () => {
   });
 });
 
+describe('document conversion stays linear on hostile input', () => {
+  const timed = (convert: () => string) => {
+    const started = performance.now();
+    const text = convert();
+    return { text, ms: performance.now() - started };
+  };
+
+  it.each([
+    ['400 KB of unclosed <svg', () => htmlToText('<svg '.repeat(80_000))],
+    ['400 KB of unclosed <!--', () => htmlToText('<!-- '.repeat(80_000))],
+    ['400 KB of unclosed <div', () => htmlToText('<div '.repeat(80_000))],
+    ['200 KB of _a on one Markdown line', () => markdownToText('_a '.repeat(70_000))],
+    ['200 KB of **a on one Markdown line', () => markdownToText('**a '.repeat(50_000))],
+    ['a 200 KB whitespace run in a Markdown line', () => markdownToText(`a${' '.repeat(200_000)}b`)],
+    ['a 200 KB whitespace run in a Markdown table row', () => markdownToText(`|--|--${'\t'.repeat(200_000)}x`)],
+  ])('%s converts in well under a second', (_name, convert) => {
+    expect(timed(convert).ms).toBeLessThan(2000);
+  });
+
+  it('an unclosed comment or raw block runs to the end of the input; closed ones end where they close', () => {
+    expect(htmlToText('<p>kept</p><!-- never closed <p>gone</p>')).toBe('kept');
+    expect(htmlToText('<p>kept</p><script>var x = "<p>gone</p>";')).toBe('kept');
+    expect(htmlToText('a<SVG width="1"><text>x</text></svg >b<!-- c -->d')).toBe('a b d');
+  });
+
+  it('emphasis: the same pairs as before, unmatched markers left alone', () => {
+    expect(markdownToText('**bold** and __strong__, *em* and _em_, ~~gone~~')).toBe('bold and strong, em and em, gone');
+    expect(markdownToText('snake_case_name and 2 * 3 * 4 and a lone _ here')).toBe('snakecasename and 2 * 3 * 4 and a lone _ here');
+    expect(markdownToText('_a _a _a b_')).toBe('a _a _a b');
+  });
+});
+
 describe('chunking', () => {
   it('packs whole sentences up to the bound, with sentence overlap between consecutive chunks', () => {
     const text = Array.from({ length: 40 }, (_, i) => sentence(i)).join(' ');

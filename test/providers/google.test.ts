@@ -12,6 +12,7 @@ import { ProviderError } from '../../shared/contracts/errors';
 import type { SttEvent, SttSession } from '../../shared/contracts/stt';
 import type { TtsEvent, TtsStream } from '../../shared/contracts/tts';
 import { createGoogleAuth, createGoogleStt, createGoogleTts, type GoogleProviderDeps, type GoogleSttSession } from '../../media-node/providers/google';
+import { isGoogleTokenUri, parseGoogleCredential } from '../../media-node/providers/google/auth';
 import { classifyStatus, resolveTarget } from '../../media-node/providers/google/grpc';
 import { planStreams } from '../../media-node/providers/google/speech-stt';
 import { planUtterance, stripWavHeader } from '../../media-node/providers/google/speech-tts';
@@ -43,6 +44,10 @@ async function speakAt(session: SttSession, words: readonly string[], speed: num
   }
 }
 
+/** The fake's token endpoint is http://127.0.0.1:PORT/token, which the default token_uri check refuses. */
+const allowLocalTokenUri = (url: string) => url.startsWith('http://127.0.0.1:');
+const localAuth = () => createGoogleAuth({ allowTokenUri: allowLocalTokenUri });
+
 function serviceAccount(fake: GoogleFakeServer, email = 'voice@fake-project.iam.gserviceaccount.com'): { json: string; register(): void } {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const json = JSON.stringify({
@@ -65,7 +70,7 @@ describe('google STT (StreamingRecognize)', () => {
   async function harness(fakeOptions: GoogleFakeOptions = {}, deps: GoogleProviderDeps = {}) {
     const fake = await startGoogleFake(fakeOptions);
     cleanups.push(() => fake.close());
-    const stt = createGoogleStt({ retry, ...deps });
+    const stt = createGoogleStt({ retry, auth: localAuth(), ...deps });
     const events: SttEvent[] = [];
     const open = async (overrides: { apiKey?: string; options?: Record<string, unknown>; model?: string } = {}): Promise<GoogleSttSession> => {
       const abort = new AbortController();
@@ -334,7 +339,7 @@ describe('google STT (StreamingRecognize)', () => {
 
     it('the token is refreshed a minute before it expires', async () => {
       let clockMs = Date.now();
-      const auth = createGoogleAuth({ now: () => clockMs });
+      const auth = createGoogleAuth({ now: () => clockMs, allowTokenUri: allowLocalTokenUri });
       const h = await harness({ tokenTtlS: 90 }, { auth });
       const sa = serviceAccount(h.fake);
       sa.register();
@@ -372,6 +377,38 @@ describe('google STT (StreamingRecognize)', () => {
       h.fake.control.failNextToken(503);
       await h.open({ apiKey: sa.json, options: {} });
       expect(h.fake.tokenRequests.map((r) => r.status)).toEqual([503, 200]);
+    });
+
+    it('a token_uri off googleapis.com (e.g. the metadata address) is refused by default, before any request', async () => {
+      const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const key = (tokenUri: string) =>
+        JSON.stringify({
+          type: 'service_account',
+          private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+          client_email: 'voice@fake-project.iam.gserviceaccount.com',
+          token_uri: tokenUri,
+        });
+      const requested: string[] = [];
+      const auth = createGoogleAuth({
+        fetch: async (input) => {
+          requested.push(String(input));
+          return new Response(JSON.stringify({ access_token: 'ya29.x', expires_in: 3600 }), { status: 200 });
+        },
+      });
+      for (const uri of ['http://169.254.169.254/computeMetadata/v1/token', 'https://oauth2.googleapis.com.evil.example/token', 'http://oauth2.googleapis.com/token', 'https://oauth2.googleapis.com:8443/token']) {
+        const error = await auth.metadata(parseGoogleCredential(key(uri))).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error, uri).toMatchObject({ retryable: false, kind: 'auth' });
+        expect((error as Error).message).toMatch(/token_uri .* is refused: it must be an https URL on googleapis.com/);
+      }
+      expect(requested).toEqual([]);
+      expect(auth.tokenRequests).toBe(0);
+      // The real endpoints pass.
+      expect(await auth.metadata(parseGoogleCredential(key('https://oauth2.googleapis.com/token')))).toEqual({ authorization: 'Bearer ya29.x' });
+      expect(requested).toEqual(['https://oauth2.googleapis.com/token']);
+      expect(isGoogleTokenUri('https://eu-oauth2.googleapis.com/token')).toBe(true);
     });
 
     it('JSON that is not a service-account key is refused with a message that says what to store', async () => {
@@ -428,7 +465,7 @@ describe('google TTS (StreamingSynthesize)', () => {
   async function harness(fakeOptions: GoogleFakeOptions = {}, deps: GoogleProviderDeps = {}) {
     const fake = await startGoogleFake(fakeOptions);
     cleanups.push(() => fake.close());
-    const tts = createGoogleTts({ retry, ...deps });
+    const tts = createGoogleTts({ retry, auth: localAuth(), ...deps });
     cleanups.push(() => tts.close());
     const utter = (pieces: readonly string[], o: { format?: AudioFormat; voice?: string; options?: Record<string, unknown>; apiKey?: string; end?: boolean; onEvent?: (e: TtsEvent, s: TtsStream) => void } = {}) => {
       const events: TtsEvent[] = [];

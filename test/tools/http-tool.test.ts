@@ -1,10 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveWithDns } from '../../media-node/tools/call-tools';
+import { createCallTools, resolveWithDns } from '../../media-node/tools/call-tools';
+import { createCredentialStore } from '../../shared/store/credentials';
+import { createSecretBox } from '../../shared/store/secret-box';
+import { sqlBackends } from '../store/backends';
 import { parseAssistantConfig, type AssistantConfigInput } from '../../shared/config/assistant';
 import { createToolExecutor, type ToolExecutorDeps } from '../../shared/tools/executor';
-import { assertReachable, parseHostAllowList, type ResolveHost } from '../../shared/tools/http-tool';
+import { assertReachable, parseHostAllowList, runHttpTool, type ResolveHost } from '../../shared/tools/http-tool';
 import { blockedReason, parseIp } from '../../shared/tools/ip';
 
 // The http tool against a real local server (allowed through the allow-list, as TOOL_HTTP_ALLOW would),
@@ -127,6 +130,61 @@ describe('http tool against a local server (allow-listed)', () => {
   });
 });
 
+describe('http tool credentials and URL templates', () => {
+  it('a header may use only credentials stored with provider http: another provider\'s secret is an error and nothing is sent', async () => {
+    const db = await sqlBackends()[0]!.open();
+    try {
+      const store = createCredentialStore(db, await createSecretBox('test-secret-key-0123456789abcdef'));
+      const projectId = crypto.randomUUID();
+      await db.query('INSERT INTO projects (id, name) VALUES ($1::uuid, $2::text)', [projectId, 'Acme']);
+      await store.create({ projectId, provider: 'twilio', name: 'twilio-main', secret: '{"accountSid":"AC1","authToken":"twilio-auth-token"}' });
+      await store.create({ projectId, provider: 'http', name: 'weather', secret: '{"apiKey":"s3cret"}' });
+      const toolsFor = (credential: string, field: string) =>
+        createCallTools({
+          config: parseAssistantConfig({
+            ...base,
+            tools: [{ name: 'api', description: 'd', action: { type: 'http', url: `http://127.0.0.1:${port}/leak`, headers: { 'X-Auth': { credential, field } } } }],
+          }),
+          context: { projectId, variables: {} },
+          credentials: store,
+          env: { TOOL_HTTP_ALLOW: '127.0.0.1' },
+        })!;
+      handler = (_req, res) => json(res, 200, { ok: true });
+      seen.length = 0;
+      const refused = JSON.parse(await toolsFor('twilio-main', 'authToken').execute({ id: 'c', name: 'api', arguments: '{}' }, signal)) as Record<string, unknown>;
+      expect(refused.error).toMatch(/twilio-main/);
+      expect(JSON.stringify(refused)).not.toContain('twilio-auth-token');
+      expect(seen).toHaveLength(0);
+      expect(JSON.parse(await toolsFor('weather', 'apiKey').execute({ id: 'c', name: 'api', arguments: '{}' }, signal))).toEqual({ ok: true });
+      expect(seen[0]!.headers['x-auth']).toBe('s3cret');
+      // The provider-agnostic resolve other callers rely on is unchanged.
+      expect(await store.resolve(projectId, 'http', 'twilio-main')).toContain('twilio-auth-token');
+      expect(await store.resolveForProvider(projectId, 'http', 'twilio-main')).toBeUndefined();
+    } finally {
+      await db.close();
+    }
+  }, 60_000);
+
+  it('a placeholder in the scheme, host or port of the URL is a config error (and refused at run time)', () => {
+    const config = (url: string) => () =>
+      parseAssistantConfig({ ...base, tools: [{ name: 'api', description: 'd', action: { type: 'http', url } }] });
+    for (const url of ['https://{{host}}/x', 'https://api.{{tenant}}.example.com/x', 'https://api.example.com{{path}}', 'https://api.example.com:{{port}}/x', 'https://{{u}}@api.example.com/']) {
+      expect(config(url), url).toThrow(/placeholders are not allowed in the scheme, host or port/);
+    }
+    expect(config('https://api.example.com/{{path}}?q={{q}}#{{f}}')).not.toThrow();
+    expect(config('https://api.example.com?q={{q}}')).not.toThrow();
+  });
+
+  it('the run-time check refuses an unchecked action with a placeholder in the host before any request', async () => {
+    let fetched = false;
+    const action = { type: 'http', method: 'GET', url: 'http://{{host}}/x', headers: {}, timeoutMs: 1000, responseMaxBytes: 1024 } as const;
+    await expect(
+      runHttpTool(action, { host: '127.0.0.1' }, {}, { allow: parseHostAllowList('127.0.0.1'), fetch: async () => ((fetched = true), new Response('{}')) }, signal),
+    ).rejects.toThrow(/placeholders are not allowed/);
+    expect(fetched).toBe(false);
+  });
+});
+
 describe('SSRF guard', () => {
   const guard = { allow: parseHostAllowList('') };
   const refusal = async (url: string, resolve?: ResolveHost) => {
@@ -155,8 +213,28 @@ describe('SSRF guard', () => {
     expect(await refusal('http://localhost:8080/')).toMatch(/loopback name/);
     expect(await refusal('file:///etc/passwd')).toMatch(/only http and https/);
     expect(await refusal('http://user:pw@example.com/')).toMatch(/credentials/);
+    expect(await refusal('http://192.0.2.10/')).toMatch(/documentation/);
+    expect(await refusal('http://198.51.100.7/')).toMatch(/documentation/);
+    expect(await refusal('http://203.0.113.200/')).toMatch(/documentation/);
+    expect(await refusal('http://[64:ff9b:1::a00:1]/')).toMatch(/local-use NAT64/);
+    expect(await refusal('http://[::ffff:0:a00:1]/')).toMatch(/IPv4-translated/);
+    expect(await refusal('http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/')).toMatch(/Teredo/);
+    expect(await refusal('http://[100::1]/')).toMatch(/discard-only/);
     expect(await refusal('https://93.184.215.14/')).toBeUndefined();
+    expect(await refusal('http://[2001:4860::8888]/')).toBeUndefined(); // 2001:4860::/32 is not Teredo's 2001::/32
+    expect(await refusal('http://[64:ff9b:2::1]/')).toBeUndefined();
     expect(await refusal('http://[2606:4700::1111]/')).toBeUndefined();
+  });
+
+  it('a DNS lookup that never answers is bounded by the tool time-out', async () => {
+    const started = performance.now();
+    const call = httpTool({ url: 'http://slow.example.com/x', timeoutMs: 200 }, { resolve: () => new Promise<string[]>(() => undefined) });
+    expect(await call({})).toEqual({ error: expect.stringMatching(/no answer within 200 ms/) });
+    expect(performance.now() - started).toBeLessThan(2000);
+    const aborted = new AbortController();
+    const pending = assertReachable(new URL('http://slow.example.com/'), { ...guard, resolve: () => new Promise<string[]>(() => undefined) }, aborted.signal);
+    aborted.abort();
+    await expect(pending).rejects.toThrow(/lookup of slow\.example\.com was cut short/);
   });
 
   it('a host name resolving to a private address is refused (any of its addresses)', async () => {

@@ -68,6 +68,24 @@ export interface GoogleAuthDeps {
   /** Clock in ms (default Date.now): token expiry. */
   readonly now?: () => number;
   readonly scope?: string;
+  /**
+   * Which service-account `token_uri` may be requested (the key file is project data: an arbitrary URI would
+   * let it make the node POST to internal addresses). Default: {@link isGoogleTokenUri}. Tests with a local
+   * token endpoint pass their own.
+   */
+  readonly allowTokenUri?: (url: string) => boolean;
+}
+
+/** `https://oauth2.googleapis.com/token` and other https URLs on `*.googleapis.com` (default port, no user info). */
+export function isGoogleTokenUri(url: string): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return false;
+  }
+  const host = parsed.hostname.toLowerCase();
+  return parsed.protocol === 'https:' && !parsed.username && !parsed.password && parsed.port === '' && (host === 'oauth2.googleapis.com' || host.endsWith('.googleapis.com'));
 }
 
 export interface GoogleAuth {
@@ -86,6 +104,7 @@ export function createGoogleAuth(deps: GoogleAuthDeps = {}): GoogleAuth {
   const doFetch = deps.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
   const now = deps.now ?? Date.now;
   const scope = deps.scope ?? CLOUD_PLATFORM_SCOPE;
+  const allowTokenUri = deps.allowTokenUri ?? isGoogleTokenUri;
   const tokens = new Map<string, CachedToken>();
   const inflight = new Map<string, Promise<CachedToken>>();
   const keys = new Map<string, Promise<CryptoKey>>();
@@ -145,6 +164,11 @@ export function createGoogleAuth(deps: GoogleAuthDeps = {}): GoogleAuth {
   };
 
   const accessToken = async (account: ServiceAccountKey): Promise<string> => {
+    if (!allowTokenUri(account.tokenUri)) {
+      throw authError(
+        `the ${GOOGLE_PROVIDER_ID} service-account credential's token_uri ${JSON.stringify(account.tokenUri)} is refused: it must be an https URL on googleapis.com (e.g. ${DEFAULT_TOKEN_URI})`,
+      );
+    }
     const cacheKey = `${account.tokenUri}|${account.clientEmail}|${account.privateKeyId ?? account.privateKeyPem}`;
     const cached = tokens.get(cacheKey);
     if (cached && now() < cached.expiresAt - REFRESH_MARGIN_MS) return cached.token;
