@@ -4,7 +4,8 @@ import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { alawEncode, mulawEncode } from '../../../shared/audio/g711';
 import type { FakeProviderServer } from '../conformance/fake-server';
-import { createToneDecoder, normaliseWord, synthesizeWords } from '../../fakes/tones';
+import { normaliseWord, synthesizeWords } from '../../fakes/tones';
+import { createEars, type HeardWord } from './tone-ears';
 import { startFakeWsHost, type Refusal } from './fake-ws-host';
 
 /**
@@ -133,16 +134,10 @@ function sttSession(ws: WebSocket, url: URL, idleCloseMs: number, shouldDrop: ()
   const requestId = randomUUID();
   const rate = Number(url.searchParams.get('sample_rate'));
   const language = url.searchParams.get('language') ?? 'en';
-  const frameSamples = rate / 50;
-  const frameBytes = frameSamples * 2;
-  const finalSilenceFrames = FINAL_SILENCE_MS / 20;
-  let carry = new Uint8Array(0);
-  let frameIndex = 0;
-  let silentFrames = 0;
-  let runStart = 0;
   let segments = 0;
-  let pending: { word: string; startFrame: number; endFrame: number }[] = [];
-  let heardInPush = false;
+  let pending: HeardWord[] = [];
+  // Stream time of the last sound: a final follows FINAL_SILENCE_MS of audio after it.
+  let lastSoundSec = 0;
   let ended = false;
   let idle: NodeJS.Timeout | undefined;
 
@@ -155,22 +150,32 @@ function sttSession(ws: WebSocket, url: URL, idleCloseMs: number, shouldDrop: ()
     request_id: requestId,
     text: segmentText(),
     is_final: isFinal,
-    duration: pending.length ? ((pending.at(-1)!.endFrame - pending[0]!.startFrame) * 20) / 1000 : 0,
+    duration: pending.length ? pending.at(-1)!.end - pending[0]!.start : 0,
     language,
-    words: pending.map((w) => ({ word: w.word, start: (w.startFrame * 20) / 1000, end: (w.endFrame * 20) / 1000 })),
+    words: pending.map((w) => ({ word: w.word, start: w.start, end: w.end })),
   });
 
-  const decoder = createToneDecoder(rate, (word) => {
-    heardInPush = true;
-    pending.push({ word, startFrame: runStart, endFrame: frameIndex });
-    silentFrames = 0;
-    if (shouldDrop()) {
-      ended = true;
-      ws.terminate(); // Mid-utterance, no close frame: the client sees 1006.
-      return;
-    }
-    send(transcript(false));
-  });
+  const ears = createEars(
+    {
+      onToneStart() {},
+      onWord(word) {
+        pending.push(word);
+        lastSoundSec = word.end;
+        if (shouldDrop()) {
+          ended = true;
+          ears.stop();
+          ws.terminate(); // Mid-utterance, no close frame: the client sees 1006.
+          return;
+        }
+        send(transcript(false));
+      },
+      afterFrame(nowSec) {
+        if (ears.inWord) lastSoundSec = nowSec;
+        else if (pending.length && nowSec - lastSoundSec >= FINAL_SILENCE_MS / 1000 - 1e-9) final();
+      },
+    },
+    rate,
+  );
 
   function final(): void {
     if (!pending.length) return;
@@ -179,30 +184,8 @@ function sttSession(ws: WebSocket, url: URL, idleCloseMs: number, shouldDrop: ()
     segments++;
   }
 
-  function pushFrame(frame: Int16Array): void {
-    const wasInWord = decoder.inWord;
-    heardInPush = false;
-    decoder.push(frame);
-    if (decoder.inWord && (!wasInWord || heardInPush)) runStart = frameIndex;
-    silentFrames = decoder.inWord ? 0 : silentFrames + 1;
-    frameIndex++;
-    if (pending.length && silentFrames >= finalSilenceFrames) final();
-  }
-
-  function audio(bytes: Uint8Array): void {
-    const all = new Uint8Array(carry.length + bytes.length);
-    all.set(carry);
-    all.set(bytes, carry.length);
-    let at = 0;
-    for (; at + frameBytes <= all.length && !ended; at += frameBytes) {
-      const copy = all.slice(at, at + frameBytes);
-      pushFrame(new Int16Array(copy.buffer, 0, frameSamples));
-    }
-    carry = all.slice(at);
-  }
-
   function flush(): void {
-    decoder.flush();
+    ears.flush();
     final();
   }
 
@@ -221,7 +204,7 @@ function sttSession(ws: WebSocket, url: URL, idleCloseMs: number, shouldDrop: ()
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
     if (isBinary) {
       armIdle();
-      audio(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      ears.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       return;
     }
     const command = bytes.toString('utf8');

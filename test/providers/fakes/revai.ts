@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import type { FakeProviderServer } from '../conformance/fake-server';
-import { createToneDecoder } from '../../fakes/tones';
+import { createEars } from './tone-ears';
 import { startFakeWsHost } from './fake-ws-host';
 
 /**
@@ -124,15 +124,9 @@ interface Word {
 }
 
 function session(ws: WebSocket, rate: number, idleCloseMs: number, shouldDrop: () => boolean): void {
-  const frameSamples = rate / 50;
-  const frameBytes = frameSamples * 2;
-  const finalSilenceFrames = FINAL_SILENCE_MS / 20;
-  let carry = new Uint8Array(0);
-  let frameIndex = 0;
-  let silentFrames = 0;
-  let runStart = 0;
-  let heardInPush = false;
   let pending: Word[] = [];
+  // Stream time of the last sound: a final follows FINAL_SILENCE_MS of audio after it.
+  let lastSoundSec = 0;
   let ended = false;
   let idle: NodeJS.Timeout | undefined;
 
@@ -141,17 +135,27 @@ function session(ws: WebSocket, rate: number, idleCloseMs: number, shouldDrop: (
   };
   const span = () => ({ ts: pending[0]!.startS, end_ts: pending.at(-1)!.endS });
 
-  const decoder = createToneDecoder(rate, (word) => {
-    heardInPush = true;
-    pending.push({ value: word, startS: (runStart * 20) / 1000, endS: (frameIndex * 20) / 1000 });
-    silentFrames = 0;
-    if (shouldDrop()) {
-      ended = true;
-      ws.terminate(); // Mid-utterance, no close frame: the client sees 1006.
-      return;
-    }
-    send({ type: 'partial', ...span(), elements: pending.map((w) => ({ type: 'text', value: w.value })) });
-  });
+  const ears = createEars(
+    {
+      onToneStart() {},
+      onWord(word) {
+        pending.push({ value: word.word, startS: word.start, endS: word.end });
+        lastSoundSec = word.end;
+        if (shouldDrop()) {
+          ended = true;
+          ears.stop();
+          ws.terminate(); // Mid-utterance, no close frame: the client sees 1006.
+          return;
+        }
+        send({ type: 'partial', ...span(), elements: pending.map((w) => ({ type: 'text', value: w.value })) });
+      },
+      afterFrame(nowSec) {
+        if (ears.inWord) lastSoundSec = nowSec;
+        else if (pending.length && nowSec - lastSoundSec >= FINAL_SILENCE_MS / 1000 - 1e-9) final();
+      },
+    },
+    rate,
+  );
 
   function final(): void {
     if (!pending.length) return;
@@ -164,28 +168,6 @@ function session(ws: WebSocket, rate: number, idleCloseMs: number, shouldDrop: (
     elements.push({ type: 'punct', value: '.' });
     send({ type: 'final', ...span(), speaker_id: 0, elements });
     pending = [];
-  }
-
-  function pushFrame(frame: Int16Array): void {
-    const wasInWord = decoder.inWord;
-    heardInPush = false;
-    decoder.push(frame);
-    if (decoder.inWord && (!wasInWord || heardInPush)) runStart = frameIndex;
-    silentFrames = decoder.inWord ? 0 : silentFrames + 1;
-    frameIndex++;
-    if (pending.length && silentFrames >= finalSilenceFrames) final();
-  }
-
-  function audio(bytes: Uint8Array): void {
-    const all = new Uint8Array(carry.length + bytes.length);
-    all.set(carry);
-    all.set(bytes, carry.length);
-    let at = 0;
-    for (; at + frameBytes <= all.length && !ended; at += frameBytes) {
-      const copy = all.slice(at, at + frameBytes);
-      pushFrame(new Int16Array(copy.buffer, 0, frameSamples));
-    }
-    carry = all.slice(at);
   }
 
   function close(code: number, reason: string): void {
@@ -207,12 +189,12 @@ function session(ws: WebSocket, rate: number, idleCloseMs: number, shouldDrop: (
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
     if (isBinary) {
       armIdle();
-      audio(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      ears.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       return;
     }
     const text = bytes.toString('utf8');
     if (text !== 'EOS') return close(4002, `unexpected text message "${text.slice(0, 40)}"`);
-    decoder.flush();
+    ears.flush();
     final();
     close(1000, 'End of stream');
   });

@@ -1,4 +1,4 @@
-import { createEars, type HeardWord } from './ears';
+import { createEars, type HeardWord } from '../tone-ears';
 import { parseJson, seconds, type FakeSession, type SessionContext } from './session';
 
 /** Silence after the last word at which the fake's "model" calls the end of turn. */

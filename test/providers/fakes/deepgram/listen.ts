@@ -1,4 +1,4 @@
-import { createEars, type HeardWord } from './ears';
+import { createEars, type HeardWord } from '../tone-ears';
 import { parseJson, seconds, type FakeSession, type SessionContext } from './session';
 
 /** Nova finalises a window that grows this long even while the caller keeps talking. */

@@ -1,4 +1,4 @@
-import { createToneDecoder } from '../../../fakes/tones';
+import { createToneDecoder } from '../../fakes/tones';
 
 /** A word the fake heard, with its place in the stream (seconds since the connection's first sample). */
 export interface HeardWord {
@@ -7,12 +7,9 @@ export interface HeardWord {
   readonly end: number;
 }
 
-const RATE_HZ = 16_000;
-const FRAME_SAMPLES = 320;
-const FRAME_BYTES = FRAME_SAMPLES * 2;
 
 /**
- * What a Deepgram listen fake hears: linear16 16 kHz bytes of any chunking in, 20 ms frames through the tone
+ * What an STT fake hears: PCM16 bytes (16 kHz unless told) of any chunking in, 20 ms frames through the tone
  * decoder, words out with start/end in stream time. Time is counted in samples, never on the wall clock, so
  * audio fed faster than real time gives the same results.
  */
@@ -22,7 +19,10 @@ export function createEars(handlers: {
   onWord(word: HeardWord): void;
   /** After every whole 20 ms frame, with the stream time at its end. */
   afterFrame(nowSec: number): void;
-}) {
+}, rateHz = 16_000) {
+  const RATE_HZ = rateHz;
+  const FRAME_SAMPLES = rateHz / 50;
+  const FRAME_BYTES = FRAME_SAMPLES * 2;
   const pending = new Uint8Array(FRAME_BYTES);
   let fill = 0;
   let samples = 0;
