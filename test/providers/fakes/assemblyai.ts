@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { FakeProviderServer } from '../conformance/fake-server';
-import { createToneDecoder } from '../../fakes/tones';
+import { createEars } from './tone-ears';
 import { startFakeWsHost, type Refusal } from './fake-ws-host';
 
 /**
@@ -152,8 +152,6 @@ function capitalised(text: string): string {
 function startSession(ws: WebSocket, url: URL, key: string | undefined, options: AssemblyAiFakeOptions, shouldDrop: () => boolean): Session {
   const rate = Number(url.searchParams.get('sample_rate'));
   const bytesPerMs = (rate * 2) / 1000;
-  const frameSamples = rate / 50;
-  const frameBytes = frameSamples * 2;
   const startedAt = performance.now();
   let firstAudioAt: number | undefined;
   let formatTurns = url.searchParams.get('format_turns') === 'true';
@@ -162,11 +160,8 @@ function startSession(ws: WebSocket, url: URL, key: string | undefined, options:
   const idleCloseMs = options.idleCloseMs ?? (Number.isFinite(inactivityS) ? inactivityS * 1000 : undefined);
   const realTime = options.enforceRealTime ? { toleranceMs: typeof options.enforceRealTime === 'object' ? options.enforceRealTime.toleranceMs : 500 } : undefined;
 
-  let carry = new Uint8Array(0);
-  let frameIndex = 0;
-  let silentFrames = 0;
-  let runStart = 0;
-  let heardInPush = false;
+  // Stream time of the last sound: the turn ends after min_turn_silence of audio after it.
+  let lastSoundSec = 0;
   let turnOrder = 0;
   let words: PendingWord[] = [];
   let audioMs = 0;
@@ -232,29 +227,29 @@ function startSession(ws: WebSocket, url: URL, key: string | undefined, options:
     words = [];
   }
 
-  const decoder = createToneDecoder(rate, (word) => {
-    heardInPush = true;
-    const startMs = runStart * 20;
-    if (!words.length) send({ type: 'SpeechStarted', timestamp: startMs });
-    words.push({ text: word, startMs, endMs: frameIndex * 20 });
-    silentFrames = 0;
-    if (shouldDrop()) {
-      ended = true;
-      ws.terminate(); // Mid-utterance, no close frame: the client sees 1006.
-      return;
-    }
-    partialTurn();
-  });
-
-  function pushFrame(frame: Int16Array): void {
-    const wasInWord = decoder.inWord;
-    heardInPush = false;
-    decoder.push(frame);
-    if (decoder.inWord && (!wasInWord || heardInPush)) runStart = frameIndex;
-    silentFrames = decoder.inWord ? 0 : silentFrames + 1;
-    frameIndex++;
-    if (words.length && silentFrames * 20 >= minTurnSilenceMs) endTurn();
-  }
+  const ears = createEars(
+    {
+      onToneStart() {},
+      onWord(word) {
+        const startMs = Math.round(word.start * 1000);
+        if (!words.length) send({ type: 'SpeechStarted', timestamp: startMs });
+        words.push({ text: word.word, startMs, endMs: Math.round(word.end * 1000) });
+        lastSoundSec = word.end;
+        if (shouldDrop()) {
+          ended = true;
+          ears.stop();
+          ws.terminate(); // Mid-utterance, no close frame: the client sees 1006.
+          return;
+        }
+        partialTurn();
+      },
+      afterFrame(nowSec) {
+        if (ears.inWord) lastSoundSec = nowSec;
+        else if (words.length && (nowSec - lastSoundSec) * 1000 >= minTurnSilenceMs - 1e-6) endTurn();
+      },
+    },
+    rate,
+  );
 
   function audio(bytes: Uint8Array): void {
     const ms = bytes.byteLength / bytesPerMs;
@@ -267,19 +262,11 @@ function startSession(ws: WebSocket, url: URL, key: string | undefined, options:
         return fail(3007, `Audio Transmission Rate Exceeded: Received ${(audioMs / 1000).toFixed(2)} sec. audio in ${(wallMs / 1000).toFixed(2)} sec`);
       }
     }
-    const all = new Uint8Array(carry.length + bytes.length);
-    all.set(carry);
-    all.set(bytes, carry.length);
-    let at = 0;
-    for (; at + frameBytes <= all.length && !ended; at += frameBytes) {
-      const copy = all.slice(at, at + frameBytes);
-      pushFrame(new Int16Array(copy.buffer, 0, frameSamples));
-    }
-    carry = all.slice(at);
+    ears.push(bytes);
   }
 
   function terminate(): void {
-    decoder.flush();
+    ears.flush();
     endTurn();
     send({ type: 'Termination', audio_duration_seconds: Math.round(audioMs / 1000), session_duration_seconds: Math.round((performance.now() - startedAt) / 1000) });
     ended = true;
@@ -306,7 +293,7 @@ function startSession(ws: WebSocket, url: URL, key: string | undefined, options:
     const message = json as Record<string, unknown>;
     switch (message.type) {
       case 'ForceEndpoint':
-        decoder.flush();
+        ears.flush();
         return endTurn();
       case 'Terminate':
         return terminate();
