@@ -99,13 +99,48 @@ export async function startMediaServer(options: MediaServerOptions) {
     return { ready: false, checks: { ...report.checks, draining: { ok: false, latencyMs: 0, error: 'the node is draining: it takes no new calls' } } };
   };
 
+  /** Warms up a call this node will carry (greeting, STT) while the phone rings; also what `POST /internal/prewarm` runs. */
+  const prewarmHere = (contextId: string): void => {
+    const warming = (async () => {
+      const context = await node.stores.callContexts.get(contextId);
+      if (!context) return undefined;
+      const key = preparedKey(context);
+      const prepared = recentlyPrepared.get(key) ?? (await prepareCall(runtime, context));
+      recentlyPrepared.delete(key);
+      // Both at once, each optional: a failure of one leaves the other's head start (and the call goes live).
+      const [greeting, stt] = await Promise.all([
+        prewarmGreeting(runtime, context, twilioCarrierCodec.outputFormat, prepared).catch((error: unknown) => {
+          log('warn', 'pre-warm: the greeting will be synthesised live', { contextId, error: String(error) });
+          return undefined;
+        }),
+        prewarmStt(prepared).catch((error: unknown) => {
+          log('warn', 'pre-warm: STT will connect when the call starts', { contextId, error: String(error) });
+          return undefined;
+        }),
+      ]);
+      return { prepared, greeting, stt };
+    })().catch((error: unknown) => {
+      log('warn', 'pre-warm failed; the call will set up live', { contextId, error: String(error) });
+      return undefined;
+    });
+    prewarmed.set(contextId, warming);
+    setTimeout(() => {
+      // The carrier never connected: drop what was prepared (an open STT socket costs money).
+      if (prewarmed.get(contextId) === warming) {
+        prewarmed.delete(contextId);
+        void warming.then(releaseWarm);
+      }
+    }, PREWARM_TTL_MS).unref();
+  };
+
   // Shared by the inbound webhook and POST /v1/calls (outbound): the same admission, checks and pre-warm.
   const callDeps: TwilioRouteDeps = {
     stores: node.stores,
     get publicBaseUrl() {
       return base();
     },
-    mediaBaseUrl: () => mediaBaseUrl(base()),
+    // On a node the choice is always this node; the edge picks one from the registry (edge/media-nodes.ts).
+    chooseMediaNode: async () => ({ mediaBaseUrl: mediaBaseUrl(base()), prewarm: prewarmHere }),
     async checkCallable(call) {
       try {
         const prepared = await prepareCall(runtime, call);
@@ -126,38 +161,6 @@ export async function startMediaServer(options: MediaServerOptions) {
         }
         throw error;
       }
-    },
-    prewarm(contextId) {
-      const warming = (async () => {
-        const context = await node.stores.callContexts.get(contextId);
-        if (!context) return undefined;
-        const key = preparedKey(context);
-        const prepared = recentlyPrepared.get(key) ?? (await prepareCall(runtime, context));
-        recentlyPrepared.delete(key);
-        // Both at once, each optional: a failure of one leaves the other's head start (and the call goes live).
-        const [greeting, stt] = await Promise.all([
-          prewarmGreeting(runtime, context, twilioCarrierCodec.outputFormat, prepared).catch((error: unknown) => {
-            log('warn', 'pre-warm: the greeting will be synthesised live', { contextId, error: String(error) });
-            return undefined;
-          }),
-          prewarmStt(prepared).catch((error: unknown) => {
-            log('warn', 'pre-warm: STT will connect when the call starts', { contextId, error: String(error) });
-            return undefined;
-          }),
-        ]);
-        return { prepared, greeting, stt };
-      })().catch((error: unknown) => {
-        log('warn', 'pre-warm failed; the call will set up live', { contextId, error: String(error) });
-        return undefined;
-      });
-      prewarmed.set(contextId, warming);
-      setTimeout(() => {
-        // The carrier never connected: drop what was prepared (an open STT socket costs money).
-        if (prewarmed.get(contextId) === warming) {
-          prewarmed.delete(contextId);
-          void warming.then(releaseWarm);
-        }
-      }, PREWARM_TTL_MS).unref();
     },
     async admitCall(projectId) {
       if (draining || calls.size >= env.CAPACITY) return false;
@@ -240,7 +243,7 @@ export async function startMediaServer(options: MediaServerOptions) {
       // Too slow to wait for: whatever it still opens is closed, not leaked.
       if (!warm) void warming?.then(releaseWarm);
       try {
-        const communication = await startCallSession(runtime, context, carrier.channel, warm?.prepared, warm?.greeting, warm?.stt);
+        const communication = await startCallSession(runtime, context, carrier.channel, { prepared: warm?.prepared, greeting: warm?.greeting, earlyStt: warm?.stt });
         finished = communication.ended;
       } catch (error) {
         releaseWarm(warm);

@@ -39,7 +39,11 @@ export type CallEvent =
   | { readonly type: 'callStarted'; readonly callId: string; readonly atMs: number }
   | { readonly type: 'userSpeechStarted'; readonly atMs: number }
   | { readonly type: 'userSpeechEnded'; readonly atMs: number }
-  | { readonly type: 'userMessage'; readonly text: string; readonly atMs: number; readonly source: 'speech' | 'dtmf' }
+  /** What the STT has of the caller's current utterance: `final: false` may still change (captions). */
+  | { readonly type: 'transcript'; readonly text: string; readonly final: boolean; readonly atMs: number }
+  /** The next piece of an assistant turn's text, as it goes to speech (captions, text streams). */
+  | { readonly type: 'assistantText'; readonly turnId: number; readonly text: string; readonly atMs: number }
+  | { readonly type: 'userMessage'; readonly text: string; readonly atMs: number; readonly source: 'speech' | 'dtmf' | 'text' }
   /** `text` is what the caller heard (the history entry); `generatedText` all the turn had produced when it ended. */
   | { readonly type: 'assistantMessage'; readonly turnId: number; readonly text: string; readonly generatedText: string; readonly interrupted: boolean; readonly atMs: number }
   | { readonly type: 'interruption'; readonly phase: 'paused' | 'confirmed' | 'resumed'; readonly turnId: number; readonly atMs: number }

@@ -89,6 +89,8 @@ export interface Communication {
   start(): Promise<void>;
   /** End the call from our side (hang-up); idempotent. */
   end(reason: string): Promise<void>;
+  /** Typed user input (a text channel, the browser's text box): one whole user turn. */
+  sendText(text: string): void;
   readonly history: readonly ChatMessage[];
   /** Resolves with the end reason. */
   readonly ended: Promise<string>;
@@ -128,7 +130,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   let turn: AssistantTurn | undefined;
   let previousTurnWords: string[] = [];
   let pendingUserText: string | undefined;
-  let pendingUserSource: 'speech' | 'dtmf' = 'speech';
+  let pendingUserSource: 'speech' | 'dtmf' | 'text' = 'speech';
   /** The caller's current utterance as the STT has it (finals so far + interim). */
   let utteranceFinals: string[] = [];
   let utteranceInterim = '';
@@ -318,12 +320,16 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     const now = clock.now();
     switch (event.type) {
       case 'interim':
+        if (event.text.trim()) observer.onEvent({ type: 'transcript', text: joinText([...utteranceFinals, event.text]), final: false, atMs: now });
         utteranceInterim = event.text;
         transcriptToInterruption(now);
         handleTurnDecisions(turnDetector.onInput({ type: 'interim', text: event.text, atMs: now }));
         break;
       case 'final':
-        if (event.text.trim()) utteranceFinals.push(event.text);
+        if (event.text.trim()) {
+          utteranceFinals.push(event.text);
+          observer.onEvent({ type: 'transcript', text: joinText(utteranceFinals), final: true, atMs: now });
+        }
         utteranceInterim = '';
         // Barge-in first: a final that brings the caller's first words and also ends their turn must interrupt
         // the assistant before the turn is handled, or the turn would be dropped as if it were a backchannel.
@@ -421,7 +427,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   }
 
   // ---- user turns ----
-  function onUserTurn(text: string, source: 'speech' | 'dtmf', speechEndMs?: number, sttFinalMs?: number): void {
+  function onUserTurn(text: string, source: 'speech' | 'dtmf' | 'text', speechEndMs?: number, sttFinalMs?: number): void {
     const endOfTurnAt = clock.now();
     utteranceFinals = [];
     utteranceInterim = '';
@@ -430,7 +436,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
       // The assistant still holds the floor (the caller's words did not interrupt it: backchannel, echo,
       // or interruptions off). Backchannels and echo are dropped; anything else waits for its turn.
       if (interruption.phase !== 'idle' && config.interruption.enabled && source === 'speech') return;
-      if (pendingUserText === undefined || source === 'dtmf') pendingUserSource = source;
+      if (pendingUserText === undefined || source !== 'speech') pendingUserSource = source;
       pendingUserText = joinText([pendingUserText ?? '', text]);
       return;
     }
@@ -517,7 +523,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     const t = newTurn(kind, hangupAfter, prepared);
     const filled = fillTemplate(text, variables);
     const chunker = createChunker();
-    for (const piece of [...chunker.push(filled), ...chunker.flush()]) t.output.push(piece);
+    for (const piece of [...chunker.push(filled), ...chunker.flush()]) pushPiece(t, piece);
     t.output.end();
     reschedule();
   }
@@ -613,7 +619,13 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     while (!t.over && playout.bufferedAheadMs() > config.output.maxBufferedMs / 2) {
       await new Promise<void>((r) => clock.setTimeout(r, BACKPRESSURE_POLL_MS));
     }
-    if (!t.over) t.output.push(piece);
+    if (!t.over) pushPiece(t, piece);
+  }
+
+  /** A piece of the reply goes to speech: listeners (captions) see its text as it is sent. */
+  function pushPiece(t: AssistantTurn, piece: string): void {
+    observer.onEvent({ type: 'assistantText', turnId: t.id, text: piece, atMs: clock.now() });
+    t.output.push(piece);
   }
 
   function adoptPreemptive(t: AssistantTurn, speechEndMs: number | undefined, sttFinalMs: number | undefined, endOfTurnAt: number): void {
@@ -625,7 +637,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     t.marks.endOfTurnAt = endOfTurnAt;
     // The caller's message is in the history now: the reply's tool rounds follow it.
     history.push(...held.messages);
-    for (const piece of held.pieces) t.output.push(piece);
+    for (const piece of held.pieces) pushPiece(t, piece);
     if (held.outcome) finishReply(t, held.outcome);
     reschedule();
   }
@@ -736,6 +748,22 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     onUserTurn(fillTemplate(config.dtmf.template, { digits }), 'dtmf');
   }
 
+  // ---- typed input ----
+  /** A typed message is a whole user turn; typing is deliberate, so it cuts an interruptible reply at once. */
+  function onText(text: string): void {
+    const words = text.trim();
+    if (ended || !words) return;
+    const now = clock.now();
+    handleTimers(timers.onInput({ type: 'userActivity', atMs: now }));
+    const current = turn;
+    if (current && !current.over && !current.held && current.interruptible) {
+      cancelTurn(current, 'interrupted');
+      observer.onEvent({ type: 'interruption', phase: 'confirmed', turnId: current.id, atMs: now });
+    }
+    onUserTurn(words, 'text');
+    reschedule();
+  }
+
   // ---- lifecycle ----
   /** End from our side: stop everything, then hang up the line (a failing carrier changes nothing for us). */
   async function hangup(reason: string): Promise<void> {
@@ -774,6 +802,7 @@ export function createCommunication(deps: CommunicationDeps): Communication {
     history,
     ended: endedPromise,
     end: hangup,
+    sendText: onText,
     async start() {
       const now = clock.now();
       observer.onEvent({ type: 'callStarted', callId: deps.callId, atMs: now });
