@@ -749,16 +749,19 @@ export function createCommunication(deps: CommunicationDeps): Communication {
   }
 
   // ---- typed input ----
-  /** A typed message is a whole user turn; typing is deliberate, so it cuts an interruptible reply at once. */
+  /**
+   * A typed message is a whole user turn; typing is deliberate, so it cuts an interruptible reply at once
+   * (with interruptions off it waits for the reply to end, like speech).
+   */
   function onText(text: string): void {
     const words = text.trim();
     if (ended || !words) return;
     const now = clock.now();
     handleTimers(timers.onInput({ type: 'userActivity', atMs: now }));
     const current = turn;
-    if (current && !current.over && !current.held && current.interruptible) {
-      cancelTurn(current, 'interrupted');
+    if (current && !current.over && !current.held && current.interruptible && config.interruption.enabled) {
       observer.onEvent({ type: 'interruption', phase: 'confirmed', turnId: current.id, atMs: now });
+      cancelTurn(current, 'interrupted');
     }
     onUserTurn(words, 'text');
     reschedule();

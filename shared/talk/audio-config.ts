@@ -19,7 +19,8 @@ export class TalkConfigError extends Error {
 /** An Initialization's AudioConfig (absent or zeros: PCM16 16 kHz mono) as the format the server reads or writes. */
 export function audioFormatOf(config: AudioConfig | undefined, what: 'input_audio' | 'output_audio'): AudioFormat {
   if (!config) return DEFAULT_TALK_FORMAT;
-  const rate = config.sampleRate === 0 ? 16_000 : config.sampleRate;
+  // Rate 0 means the encoding's usual rate: 8 kHz for mu-law, 16 kHz for PCM16.
+  const rate = config.sampleRate === 0 ? (config.encoding === AudioEncoding.MULAW ? 8_000 : 16_000) : config.sampleRate;
   if (!TALK_SAMPLE_RATES.includes(rate)) {
     throw new TalkConfigError('AUDIO_CONFIG_INVALID', `${what}.sample_rate ${rate} is not supported; use one of ${TALK_SAMPLE_RATES.join(', ')}`);
   }

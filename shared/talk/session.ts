@@ -14,6 +14,7 @@ import { encodeResponse, TALK_CLOSE_CODES, type TalkTransport, type TalkResponse
 
 /** Frames a client may send while its initialization is being checked (the microphone starts at once). */
 const MAX_PENDING_FRAMES = 100;
+const MAX_PENDING_BYTES = 512 * 1024;
 
 export type TalkLog = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
@@ -39,6 +40,7 @@ export interface TalkSessionDeps {
 interface Connection {
   phase: 'new' | 'initializing' | 'live' | 'closed';
   readonly pending: Uint8Array[];
+  pendingBytes: number;
 }
 
 interface LiveCall {
@@ -71,6 +73,8 @@ export function createTalkSession(deps: TalkSessionDeps) {
   let starting = false;
   let over = false;
   let windowTimer: TimerHandle | undefined;
+  /** The store's detach of the last dropped connection: a resume must wait for it (else `not-detached`). */
+  let detaching: Promise<unknown> | undefined;
   let resolveFinished!: () => void;
   const finished = new Promise<void>((r) => (resolveFinished = r));
   const startedAt = deps.clock.now();
@@ -88,6 +92,8 @@ export function createTalkSession(deps: TalkSessionDeps) {
   function refuse(transport: TalkTransport, code: number, errorCode: string, message: string): void {
     const connection = connections.get(transport);
     if (connection) connection.phase = 'closed';
+    // Closed here once and for all: the end of the call must not close it a second time.
+    connections.delete(transport);
     try {
       transport.send(encodeResponse({ case: 'error', value: { code: errorCode, message, fatal: true } }));
       transport.close(code, errorCode);
@@ -203,6 +209,7 @@ export function createTalkSession(deps: TalkSessionDeps) {
       } catch (error) {
         call = undefined;
         over = true;
+        channel.close('call-start-failed');
         const message = (error as Error).message;
         log('error', 'talk call could not start', { contextId: deps.contextId, error: message });
         refuse(transport, TALK_CLOSE_CODES.serverError, 'CALL_START_FAILED', message.replace(/^[A-Z_]+: /, ''));
@@ -241,6 +248,8 @@ export function createTalkSession(deps: TalkSessionDeps) {
       }
       await deps.contexts.detach(deps.contextId);
     }
+    // A client back within milliseconds of its drop can overtake the detach recorded for it.
+    await detaching;
     const result = await deps.contexts.resume(deps.contextId, init.resumeToken);
     if (result.outcome !== 'resumed') {
       const why = result.outcome === 'refused' ? result.reason : result.outcome;
@@ -324,6 +333,8 @@ export function createTalkSession(deps: TalkSessionDeps) {
     const transport = current;
     current = undefined;
     call?.channel.detach();
+    // The engine is over: this only releases the channel's resampler (its onClose reaches nobody now).
+    call?.channel.close(reason);
     if (transport) {
       try {
         transport.close(TALK_CLOSE_CODES.normal, reason);
@@ -354,8 +365,12 @@ export function createTalkSession(deps: TalkSessionDeps) {
   async function process(transport: TalkTransport, connection: Connection, frame: Uint8Array): Promise<void> {
     if (connection.phase === 'closed') return;
     if (connection.phase === 'initializing') {
-      if (connection.pending.length >= MAX_PENDING_FRAMES) connection.pending.shift();
+      // Bounded in count and bytes: the oldest go first (a client that floods before it is admitted loses them).
       connection.pending.push(frame);
+      connection.pendingBytes += frame.byteLength;
+      while (connection.pending.length > MAX_PENDING_FRAMES || connection.pendingBytes > MAX_PENDING_BYTES) {
+        connection.pendingBytes -= connection.pending.shift()!.byteLength;
+      }
       return;
     }
     const request = decode(transport, frame);
@@ -380,6 +395,7 @@ export function createTalkSession(deps: TalkSessionDeps) {
     if (!ok || (connection.phase as Connection['phase']) === 'closed') {
       connection.phase = 'closed';
       connection.pending.length = 0;
+      connection.pendingBytes = 0;
       return;
     }
     connection.phase = 'live';
@@ -388,6 +404,7 @@ export function createTalkSession(deps: TalkSessionDeps) {
       disconnected(transport);
       return;
     }
+    connection.pendingBytes = 0;
     for (const held of connection.pending.splice(0)) {
       const next = decode(transport, held);
       if (next) handle(transport, next);
@@ -401,7 +418,7 @@ export function createTalkSession(deps: TalkSessionDeps) {
     if (transport !== current || !call || over) return;
     current = undefined;
     call.channel.detach();
-    deps.contexts.detach(deps.contextId).catch((error: unknown) => log('warn', 'talk detach not recorded', { contextId: deps.contextId, error: String(error) }));
+    detaching = deps.contexts.detach(deps.contextId).catch((error: unknown) => log('warn', 'talk detach not recorded', { contextId: deps.contextId, error: String(error) }));
     log('info', 'talk client dropped; waiting for it to re-attach', { contextId: deps.contextId, windowMs: resumeWindowMs });
     windowTimer = deps.clock.setTimeout(() => {
       windowTimer = undefined;
@@ -419,9 +436,13 @@ export function createTalkSession(deps: TalkSessionDeps) {
     get attached(): boolean {
       return current !== undefined;
     },
+    /** No call, none starting and no connection: a host may forget the session (refused or abandoned streams). */
+    get idle(): boolean {
+      return call === undefined && !starting && connections.size === 0;
+    },
     /** A new client connection; its frames go to `receive`, its end to `disconnected`. */
     connect(transport: TalkTransport): void {
-      connections.set(transport, { phase: 'new', pending: [] });
+      connections.set(transport, { phase: 'new', pending: [], pendingBytes: 0 });
     },
     /** One binary frame from a connection (an encoded AssistantTalkRequest). Never throws. */
     receive(transport: TalkTransport, frame: Uint8Array): Promise<void> {
@@ -436,7 +457,8 @@ export function createTalkSession(deps: TalkSessionDeps) {
     disconnected,
     /** The host is shutting down (drain deadline): end the call now. */
     async end(reason: string): Promise<void> {
-      if (call && !over) await call.communication.end(reason);
+      // `communication` is unset while the engine is still starting (it is assigned once `startCall` resolves).
+      if (call && !over) await (call.communication as Communication | undefined)?.end(reason);
     },
   };
 }

@@ -86,8 +86,10 @@ export function createTalkChannel(options: TalkChannelOptions) {
       send(encodeResponse({ case: 'playbackFlush', value: { id: options.messageId() } }));
     },
     mark(name) {
-      // Text-only clients play nothing: the engine's clock model stands in for their receipts.
+      // Text-only clients play nothing: the mark counts as played at once (else the heard position would stall).
       if (options.sendAudio()) send(encodeResponse({ case: 'playbackMark', value: { id: name } }));
+      // Deferred so the playout's send loop is not re-entered.
+      else void Promise.resolve().then(() => handlers?.onMark(name));
     },
     async hangup(reason) {
       options.onHangup(reason);

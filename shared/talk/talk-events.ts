@@ -18,18 +18,22 @@ export interface TalkEventsDeps {
 export function createTalkEvents(deps: TalkEventsDeps) {
   let assistantId = 'a0';
   let userTurn = 1;
+  /** A caption went out under the current user id. */
+  let captioned = false;
   const wantsText = () => deps.streamMode() !== StreamMode.AUDIO;
 
   const observer: CallObserver = {
     onEvent(event: CallEvent) {
       switch (event.type) {
         case 'transcript':
+          captioned = true;
           deps.send({ case: 'user', value: { id: `u${userTurn}`, text: event.text, completed: event.final, timeMs: deps.timeMs() } });
           return;
         case 'userMessage':
           // Typed and DTMF turns have no transcript of their own: the caption is the turn itself.
           if (event.source !== 'speech') deps.send({ case: 'user', value: { id: `u${userTurn}`, text: event.text, completed: true, timeMs: deps.timeMs() } });
           userTurn++;
+          captioned = false;
           return;
         case 'assistantText':
           assistantId = `a${event.turnId}`;
@@ -62,6 +66,9 @@ export function createTalkEvents(deps: TalkEventsDeps) {
           deps.send({ case: 'metric', value: { id: `a${event.metrics.turnId}`, values: metricValues(event.metrics) } });
           return;
         case 'userSpeechStarted':
+          // Captions that made no turn (a backchannel) keep their id; the next utterance gets its own.
+          if (captioned) userTurn++;
+          captioned = false;
           deps.send({ case: 'event', value: { name: 'user.speech_started', data: {}, timeMs: deps.timeMs() } });
           return;
         case 'userSpeechEnded':

@@ -1,8 +1,13 @@
-// Runs inside workerd (bundled by smoke.test.ts): the shared resampler and WebRTC VAD on precompiled .wasm modules.
+// Runs inside workerd (bundled by smoke.test.ts): the shared resampler and WebRTC VAD on precompiled .wasm modules
+// (`/`), and the generated talk_api protobuf codec (`/talk-codec`).
+import { fromBinary, toBinary, toJson, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { loadWasmModulesWorkerd } from '../../edge/wasm-workerd';
 import { createSpeexResamplerFactory } from '../../shared/audio/resampler';
 import { createWebRtcVadFactory } from '../../shared/vad/webrtc';
+import { pcm16FromBytes } from '../../shared/talk/audio-bytes';
+import { AssistantTalkRequestSchema, AssistantTalkResponseSchema } from '../../shared/talk/gen/talk_api_pb';
 import { harmonicTone, pieces, sineTone, toneAmplitude } from '../audio/test-signals';
+import { codecRequests, codecResponses } from './talk-codec-cases';
 
 async function run(): Promise<Record<string, unknown>> {
   const modules = await loadWasmModulesWorkerd();
@@ -40,9 +45,37 @@ async function run(): Promise<Record<string, unknown>> {
   };
 }
 
+function base64(bytes: Uint8Array): string {
+  let binary = '';
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+/** Encoded here, decoded again here: the wire bytes and the decoded message (protobuf JSON) go back to Node. */
+function roundTrip<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>) {
+  const wire = toBinary(schema, message);
+  const decoded = fromBinary(schema, wire);
+  return { wire: base64(wire), decoded: toJson(schema, decoded), wireBytes: wire, decodedMessage: decoded };
+}
+
+function talkCodec(): Record<string, unknown> {
+  const requests = codecRequests().map((message) => roundTrip(AssistantTalkRequestSchema, message));
+  const responses = codecResponses().map((message) => roundTrip(AssistantTalkResponseSchema, message));
+  // The decoded audio of the second request: a view into the wire bytes, read as PCM16 by the shared helper.
+  const { decodedMessage, wireBytes } = requests[1]!;
+  const audioRequest = decodedMessage.request;
+  const audio = audioRequest.case === 'message' && audioRequest.value.content.case === 'audio' ? audioRequest.value.content.value : undefined;
+  return {
+    requests: requests.map(({ wire, decoded }) => ({ wire, decoded })),
+    responses: responses.map(({ wire, decoded }) => ({ wire, decoded })),
+    audio: audio && { viewOfWire: audio.buffer === wireBytes.buffer, byteOffset: audio.byteOffset, byteLength: audio.byteLength, samples: Array.from(pcm16FromBytes(audio)) },
+  };
+}
+
 export default {
-  async fetch(): Promise<Response> {
+  async fetch(request: Request): Promise<Response> {
     try {
+      if (new URL(request.url).pathname === '/talk-codec') return Response.json(talkCodec());
       return Response.json(await run());
     } catch (error) {
       return Response.json({ error: String(error instanceof Error ? error.stack : error) }, { status: 500 });

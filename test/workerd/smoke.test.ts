@@ -3,9 +3,13 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
+import { fromBinary, toBinary, toJson, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AssistantTalkRequestSchema, AssistantTalkResponseSchema } from '../../shared/talk/gen/talk_api_pb';
+import { codecAudioSamples, codecRequests, codecResponses } from './talk-codec-cases';
 
-// The shared audio code inside real workerd: no nodejs_compat, .wasm imported as compiled modules (Fix A).
+// Inside real workerd, no nodejs_compat: the shared audio code with .wasm imported as compiled modules (Fix A), and
+// the generated talk_api protobuf codec.
 let outDir: string;
 let mf: Miniflare | undefined;
 
@@ -68,5 +72,46 @@ describe('workerd smoke (miniflare)', () => {
     expect(body.resampler.wasmMemoryBytes).toBeGreaterThan(0);
     expect(body.vad.silenceVoiced).toBe(0);
     expect(body.vad.speechLikeVoiced).toBe(body.vad.frames);
+  });
+});
+
+interface CodecRoundTrip {
+  readonly wire: string;
+  readonly decoded: unknown;
+}
+
+/** What workerd encoded must be what Node encodes, must decode in Node to the message built here, and workerd's own decode must agree. */
+function expectSameOnBothSides<Desc extends DescMessage>(schema: Desc, built: MessageShape<Desc>, fromWorkerd: CodecRoundTrip, label: string) {
+  const wire = new Uint8Array(Buffer.from(fromWorkerd.wire, 'base64'));
+  expect(Buffer.from(wire).equals(Buffer.from(toBinary(schema, built))), `${label}: same wire bytes`).toBe(true);
+  expect(fromBinary(schema, wire), `${label}: decoded in Node`).toEqual(built);
+  expect(fromWorkerd.decoded, `${label}: decoded in workerd`).toEqual(toJson(schema, built));
+}
+
+describe('talk_api codec in workerd (miniflare)', () => {
+  it('encodes and decodes an initialization, an audio message and every response case as Node does', async () => {
+    const response = await mf!.dispatchFetch('http://smoke.test/talk-codec');
+    const body = (await response.json()) as {
+      error?: string;
+      requests: CodecRoundTrip[];
+      responses: CodecRoundTrip[];
+      audio?: { viewOfWire: boolean; byteOffset: number; byteLength: number; samples: number[] };
+    };
+    expect(body.error).toBeUndefined();
+    expect(response.status).toBe(200);
+
+    const requests = codecRequests();
+    expect(body.requests).toHaveLength(requests.length);
+    requests.forEach((built, i) => expectSameOnBothSides(AssistantTalkRequestSchema, built, body.requests[i]!, `request ${built.request.case}`));
+
+    const responses = codecResponses();
+    // Every case of the oneof, so a response added to the proto without a case here fails this test.
+    const oneofCases = AssistantTalkResponseSchema.oneofs.find((oneof) => oneof.name === 'response')!.fields.map((field) => field.localName);
+    expect(responses.map((r) => r.response.case).sort()).toEqual([...oneofCases].sort());
+    expect(body.responses).toHaveLength(responses.length);
+    responses.forEach((built, i) => expectSameOnBothSides(AssistantTalkResponseSchema, built, body.responses[i]!, `response ${built.response.case}`));
+
+    // Decoded bytes are views into the frame, at an odd offset here; pcm16FromBytes still reads the samples.
+    expect(body.audio).toEqual({ viewOfWire: true, byteOffset: 9, byteLength: 640, samples: Array.from(codecAudioSamples()) });
   });
 });

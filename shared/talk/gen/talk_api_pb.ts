@@ -26,7 +26,7 @@ export const file_talk_api: GenFile = /*@__PURE__*/
  */
 export type AudioConfig = Message<"talk_api.AudioConfig"> & {
   /**
-   * 8000, 16000, 24000, 44100 or 48000; 0 = 16000
+   * 8000, 16000, 24000, 44100 or 48000; 0 = 16000 (8000 for MULAW)
    *
    * @generated from field: uint32 sample_rate = 1;
    */
