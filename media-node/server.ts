@@ -12,6 +12,8 @@ import type { VadFactories } from '../shared/vad/select';
 import { createApp } from '../edge/app';
 import { callRoutes } from '../edge/routes/calls';
 import { twilioRoutes, type TwilioRouteDeps } from '../edge/routes/twilio';
+import { webSessionRoutes } from '../edge/routes/web-session';
+import { internalRoutes } from './internal-routes';
 import { Hono } from 'hono';
 import { prepareCall, prewarmGreeting, prewarmStt, startCallSession, type CallRuntime, type PreparedCall } from './call-session';
 import type { EarlyStt, RecordedSpeech } from '../shared/engine/prewarm';
@@ -21,6 +23,10 @@ import { createHealthService } from './grpc/health';
 import { startListener, type Listener } from './listener';
 import { createNodeMetrics, type NodeMetrics } from './metrics';
 import { toolAllowList } from './tools/call-tools';
+import { createAssistantTalkHandler } from './talk/grpc-talk';
+import { rawTalkServiceDefinition } from './talk/grpc-transport';
+import { createTalkHost } from './talk/talk-host';
+import { serveTalkWebSocket, WEB_TALK_PATH } from './talk/ws-talk';
 import type { NodeRuntime } from './node';
 import * as grpc from '@grpc/grpc-js';
 import type { WebSocket } from 'ws';
@@ -42,6 +48,8 @@ export interface MediaServerOptions {
   readonly version?: string;
   /** Twilio REST hosts a credential's apiBaseUrl may name (default: https Twilio hosts only; tests allow a fake). */
   readonly allowTwilioApiBaseUrl?: (url: string) => boolean;
+  /** How long a talk call (browser/SDK) waits for a dropped client to resume; at most the store's 30 s (tests shorten it). */
+  readonly talkResumeWindowMs?: number;
 }
 
 const MEDIA_PATH = /^\/v1\/talk\/twilio\/ctx\/([^/]+)\/?$/;
@@ -51,6 +59,8 @@ const PREWARM_TTL_MS = 120_000;
 const PREWARM_WAIT_MS = 1_500;
 /** A call prepared by the webhook's check is reused by its pre-warm only this soon after (credentials may change). */
 const PREPARED_TTL_MS = 5_000;
+/** WebSocket liveness: ws sends no pings of its own, and a dead browser must count as a drop well within the resume window. */
+const WEB_SOCKET_PING_MS = 20_000;
 
 /**
  * The media node's network face: one port for the HTTP app (REST, webhooks, /metrics), the carriers' media
@@ -168,6 +178,30 @@ export async function startMediaServer(options: MediaServerOptions) {
       return (await counters.activeCount(projectId)) < env.PROJECT_CALL_LIMIT;
     },
   };
+  // Browser and SDK calls (talk_api over WebSocket and gRPC): counted and drained like phone calls.
+  const talk = createTalkHost({
+    contexts: node.stores.callContexts,
+    startCall: (context, channel, observer) => startCallSession(runtime, context, channel, { observer }),
+    resamplers: options.resamplers,
+    clock: runtime.clock!,
+    ...(options.talkResumeWindowMs !== undefined ? { resumeWindowMs: options.talkResumeWindowMs } : {}),
+    log,
+    onProtocolError: () => metrics.malformedFrame('web'),
+    async holdCall(context, finished) {
+      calls.set(context.id, finished);
+      if (env.PROJECT_CALL_LIMIT > 0) await counters.acquire(context.projectId, context.id, env.PROJECT_CALL_LIMIT);
+      return () => {
+        calls.delete(context.id);
+        if (env.PROJECT_CALL_LIMIT > 0) void counters.release(context.projectId, context.id).catch(() => false);
+      };
+    },
+  });
+  const webSessions = webSessionRoutes({
+    stores: node.stores,
+    webSocketBaseUrl: () => mediaBaseUrl(base()),
+    checkCallable: (call) => callDeps.checkCallable!(call),
+    admitCall: (projectId) => callDeps.admitCall!(projectId),
+  });
   const appLog = {
     info: (message: string, fields?: Readonly<Record<string, unknown>>) => log('info', message, fields),
     warn: (message: string, fields?: Readonly<Record<string, unknown>>) => log('warn', message, fields),
@@ -191,7 +225,10 @@ export async function startMediaServer(options: MediaServerOptions) {
     {
       extraRoutes: [
         { path: '/v1/talk/twilio', routes: telephony },
+        { path: '/v1/talk/web', routes: webSessions },
         { path: '/v1/calls', routes: outboundCalls },
+        // The edge asks the node it chose to warm a call up while the phone rings (HMAC-signed, INTERNAL_SECRET).
+        { path: '/internal', routes: internalRoutes({ internalSecret: node.secrets.internalSecret, prewarm: prewarmHere, log: appLog }) as never },
         { path: '/metrics', routes: metricsRoute as never },
       ],
     },
@@ -274,13 +311,29 @@ export async function startMediaServer(options: MediaServerOptions) {
 
   const grpcServer = new grpc.Server();
   health.addToServer(grpcServer);
+  grpcServer.addService(rawTalkServiceDefinition, {
+    AssistantTalk: createAssistantTalkHandler({
+      stores: node.stores,
+      host: talk,
+      log,
+      checkCallable: (call) => callDeps.checkCallable!(call),
+      admitCall: (projectId) => callDeps.admitCall!(projectId),
+    }),
+  });
   const listener = await startListener({
     port: env.PORT,
     host: env.HOST,
     fetch: (request) => app.fetch(request),
     grpcServer,
     log,
+    webSocketPingIntervalMs: WEB_SOCKET_PING_MS,
     onUpgrade(request, accept, reject) {
+      const web = WEB_TALK_PATH.exec(request.url.pathname);
+      if (web) {
+        const contextId = safeDecode(web[1]!);
+        if (contextId === undefined) return reject(400, 'the context id in the path is not valid percent-encoding');
+        return accept().then((ws) => serveTalkWebSocket(talk, contextId, ws), (error: unknown) => log('warn', 'talk WebSocket handshake failed', { error: String(error) }));
+      }
       const match = MEDIA_PATH.exec(request.url.pathname);
       if (!match) return reject(404, 'no media endpoint here');
       return runTwilioMedia(decodeURIComponent(match[1]!), accept).catch((error: unknown) => log('error', 'media session failed', { error: String(error) }));
@@ -303,6 +356,10 @@ export async function startMediaServer(options: MediaServerOptions) {
     get activeCalls() {
       return calls.size;
     },
+    /** Talk sessions held (running calls, and connections still initializing). */
+    get talkSessions() {
+      return talk.size;
+    },
     metrics,
     /** SIGTERM: stop taking calls (503, readiness false, gRPC NOT_SERVING), let running calls end, then close. */
     async drain(timeoutMs = env.DRAIN_TIMEOUT_MS): Promise<void> {
@@ -317,10 +374,14 @@ export async function startMediaServer(options: MediaServerOptions) {
         // Whatever settled, let I/O run before looking again (never a microtask-only loop).
         await new Promise((r) => setImmediate(r));
       }
+      // Talk calls still running at the deadline are ended and recorded, not left waiting for a resume.
+      await talk.endAll('node-shutdown');
       await this.close();
     },
     async close(): Promise<void> {
       clearInterval(heartbeat);
+      // Cut sockets would leave talk calls waiting out their resume window in a process that is going away.
+      await talk.endAll('node-shutdown');
       await listener.close({ drainMs: 1000 });
       await nodeRegistry.deregister(nodeId).catch(() => undefined);
       grpcServer.forceShutdown();
@@ -329,3 +390,12 @@ export async function startMediaServer(options: MediaServerOptions) {
 }
 
 export type MediaServer = Awaited<ReturnType<typeof startMediaServer>>;
+
+/** A percent-encoded path segment, or undefined when it does not decode. */
+function safeDecode(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}

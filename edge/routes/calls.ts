@@ -18,7 +18,8 @@ import { createTwilioCallRecords, resolveTwilioCredential, twilioMediaPath, twil
  *
  * Checks the assistant (404 unknown, 403 another project's), the project's twilio credential (400 without
  * one), whether the assistant can take a call (400 `ASSISTANT_NOT_CALLABLE` naming what is missing) and
- * whether this node admits it (503 `AT_CAPACITY`), the same hooks as the inbound webhook. Then creates the
+ * whether this node admits it (503 `AT_CAPACITY`), then which media node carries it (503 `NO_MEDIA_NODE` when
+ * none can), the same hooks as the inbound webhook. Then creates the
  * conversation and the call context (outbound, queued) and asks Twilio's REST API (`Calls.json`) to dial,
  * with inline TwiML `<Connect><Stream url="{media base}/v1/talk/twilio/ctx/{callId}">` (the document the
  * inbound webhook answers) and a per-call status callback `{PUBLIC_BASE_URL}/v1/talk/twilio/ctx/{callId}/event`
@@ -124,6 +125,10 @@ export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}
     if (deps.admitCall && !(await deps.admitCall(projectId))) {
       throw new ApiError(503, 'AT_CAPACITY', 'this node or the project is at its concurrent-call limit (or the node is draining); retry shortly', {}, { 'Retry-After': '5' });
     }
+    const node = await deps.chooseMediaNode(pinned);
+    if (!node) {
+      throw new ApiError(503, 'NO_MEDIA_NODE', 'no live media node has room for a call right now (all full, draining or not heartbeating); retry shortly', {}, { 'Retry-After': '5' });
+    }
 
     const { conversation, context } = await createTwilioCallRecords(stores, {
       ...pinned,
@@ -144,7 +149,7 @@ export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}
         ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
         to: body.to,
         from: body.from,
-        twiml: twilioStreamTwiml(deps.mediaBaseUrl(), context),
+        twiml: twilioStreamTwiml(node.mediaBaseUrl, context),
         statusCallback: `${deps.publicBaseUrl}${twilioMediaPath(context.id)}/event`,
         statusCallbackEvents: ALL_TWILIO_STATUS_CALLBACK_EVENTS,
       });
@@ -157,7 +162,7 @@ export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}
 
     // Any status: a status callback may already have moved the context on (even failed it); the sid still belongs to it.
     const updated = await stores.callContexts.updateStatus(context.id, { channelId: placed.callSid }, {});
-    deps.prewarm?.(context.id);
+    node.prewarm?.(context.id);
     const status = updated.outcome === 'unknown' ? placed.status : updated.context.callStatus;
     return c.json({ callId: context.id, conversationId: conversation.id, providerCallId: placed.callSid, status }, 201);
   });

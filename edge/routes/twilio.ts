@@ -9,6 +9,7 @@ import { parseTwilioStatusCallback, parseTwilioVoiceWebhook } from '../../shared
 import { connectStreamTwiml, sayAndHangupTwiml } from '../../shared/telephony/twiml';
 import type { AppEnv, AppStores } from '../app';
 import { ApiError } from '../errors';
+import { createCallRecords } from './call-records';
 
 /** The assistant version a call runs (pinned when the call is created). */
 export interface PinnedAssistant {
@@ -17,16 +18,25 @@ export interface PinnedAssistant {
   readonly assistantVersion: number;
 }
 
+/** The media node chosen to carry a new phone call. */
+export interface MediaNodeChoice {
+  /** Where the carrier opens the media stream: the node's own public URL, https → wss. */
+  readonly mediaBaseUrl: string;
+  /** The call's records exist: have that node warm up STT/TTS and the greeting while the phone rings. */
+  prewarm?(contextId: string): void;
+}
+
 /** What the host decides about a new call, shared by the inbound webhook and `POST /v1/calls`. */
 export interface CallHooks {
-  /** Where Twilio should open the media stream (this node's own public URL, https → wss). */
-  mediaBaseUrl(): string;
+  /**
+   * The node for this call: on a media node, itself; on the edge, a live node with room picked from the
+   * registry. Undefined when no node can take it: the call is refused with 503 before anything is stored.
+   */
+  chooseMediaNode(call: PinnedAssistant): Promise<MediaNodeChoice | undefined>;
   /** Why this assistant cannot take a call now (a provider missing, a credential absent), if it cannot. */
   checkCallable?(call: PinnedAssistant): Promise<string | undefined>;
   /** False when the node or the project is at capacity: new calls are refused with 503. */
   admitCall?(projectId: string): Promise<boolean>;
-  /** Resources for the call were created: warm up STT/TTS and the greeting while the phone rings. */
-  prewarm?(contextId: string): void;
 }
 
 export interface TwilioRouteDeps extends CallHooks {
@@ -84,27 +94,20 @@ export interface TwilioCallRecordsInput extends PinnedAssistant {
 
 /** The conversation and the call context of a new Twilio call (both carrying the call's status). */
 export async function createTwilioCallRecords(stores: Pick<AppStores, 'conversations' | 'callContexts'>, input: TwilioCallRecordsInput): Promise<{ conversation: Conversation; context: CallContext }> {
-  const pinned = { projectId: input.projectId, assistantId: input.assistantId, assistantVersion: input.assistantVersion };
-  const conversation = await stores.conversations.create({
-    ...pinned,
+  return createCallRecords(stores, {
+    projectId: input.projectId,
+    assistantId: input.assistantId,
+    assistantVersion: input.assistantVersion,
     channel: 'twilio',
     direction: input.direction,
-    status: input.conversationStatus ?? input.callStatus,
-    metadata: { ...(input.callSid !== undefined ? { callSid: input.callSid } : {}), from: input.from, to: input.to },
-    ...(input.variables ? { variables: input.variables } : {}),
-  });
-  const context = await stores.callContexts.create({
-    ...pinned,
-    conversationId: conversation.id,
-    provider: 'twilio',
-    direction: input.direction,
+    callStatus: input.callStatus,
+    ...(input.conversationStatus !== undefined ? { conversationStatus: input.conversationStatus } : {}),
     caller: input.from,
     callee: input.to,
     ...(input.callSid !== undefined ? { channelId: input.callSid } : {}),
-    callStatus: input.callStatus,
+    metadata: { ...(input.callSid !== undefined ? { callSid: input.callSid } : {}), from: input.from, to: input.to },
     ...(input.variables ? { variables: input.variables } : {}),
   });
-  return { conversation, context };
 }
 
 const xml = (c: Context, body: string, status: 200 | 503 = 200) => c.body(body, status, { 'Content-Type': 'text/xml; charset=utf-8' });
@@ -152,9 +155,10 @@ export function twilioRoutes(deps: TwilioRouteDeps): Hono<AppEnv> {
     const pinned = { projectId: assistant.projectId, assistantId: assistant.id, assistantVersion: assistant.version };
     const unusable = await deps.checkCallable?.(pinned);
     if (unusable) return xml(c, sayAndHangupTwiml(`Sorry, this assistant cannot take calls right now. ${unusable}`));
-    if (deps.admitCall && !(await deps.admitCall(assistant.projectId))) {
-      return xml(c, sayAndHangupTwiml('Sorry, all lines are busy. Please call again later.'), 503);
-    }
+    const busy = () => xml(c, sayAndHangupTwiml('Sorry, all lines are busy. Please call again later.'), 503);
+    if (deps.admitCall && !(await deps.admitCall(assistant.projectId))) return busy();
+    const node = await deps.chooseMediaNode(pinned);
+    if (!node) return busy();
     const { context } = await createTwilioCallRecords(stores, {
       ...pinned,
       direction: call.direction,
@@ -164,8 +168,8 @@ export function twilioRoutes(deps: TwilioRouteDeps): Hono<AppEnv> {
       callStatus: call.callStatus,
       conversationStatus: 'ringing',
     });
-    deps.prewarm?.(context.id);
-    return xml(c, twilioStreamTwiml(deps.mediaBaseUrl(), context));
+    node.prewarm?.(context.id);
+    return xml(c, twilioStreamTwiml(node.mediaBaseUrl, context));
   });
 
   async function recordStatus(c: Context<AppEnv>, contextId: string | undefined, callSid: string | undefined) {

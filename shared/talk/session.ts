@@ -362,7 +362,7 @@ export function createTalkSession(deps: TalkSessionDeps) {
     deps.onFinished?.();
   }
 
-  async function process(transport: TalkTransport, connection: Connection, frame: Uint8Array): Promise<void> {
+  async function processFrame(transport: TalkTransport, connection: Connection, frame: Uint8Array): Promise<void> {
     if (connection.phase === 'closed') return;
     if (connection.phase === 'initializing') {
       // Bounded in count and bytes: the oldest go first (a client that floods before it is admitted loses them).
@@ -448,7 +448,7 @@ export function createTalkSession(deps: TalkSessionDeps) {
     receive(transport: TalkTransport, frame: Uint8Array): Promise<void> {
       const connection = connections.get(transport);
       if (!connection) return Promise.resolve();
-      return process(transport, connection, frame).catch((error: unknown) => log('error', 'talk frame failed', { contextId: deps.contextId, error: String(error) }));
+      return processFrame(transport, connection, frame).catch((error: unknown) => log('error', 'talk frame failed', { contextId: deps.contextId, error: String(error) }));
     },
     /** A text frame: the protocol is binary only. */
     receiveText(transport: TalkTransport): void {
