@@ -14,12 +14,14 @@ import type { AppLogger } from './errors';
 import { edgeMediaNodeChooser } from './media-nodes';
 import { callRoutes } from './routes/calls';
 import { twilioRoutes, type TwilioRouteDeps } from './routes/twilio';
+import { webSessionRoutes } from './routes/web-session';
 
 /**
  * The Cloudflare Worker entry: the same Hono app as the media node (edge/app.ts), on PostgreSQL through
  * Hyperdrive (edge/db.ts) and the Redis registry through Upstash (edge/cache/upstash.ts), plus
  *   - the Twilio webhooks and `POST /v1/calls`, whose media URL names a live media node picked from the
  *     registry, pre-warmed by a signed `POST /internal/prewarm` (edge/media-nodes.ts);
+ *   - `POST /v1/talk/web/session` (edge/routes/web-session.ts): a browser session whose socket URL is this origin;
  *   - `GET /v1/talk/web/ctx/:contextId` (WebSocket): handed untouched to the TalkSession Durable Object named
  *     by the context id, which runs the browser call (edge/talk/durable-object.ts).
  *
@@ -130,6 +132,8 @@ async function handleWithApp(request: CfRequest, config: EdgeConfig, ctx: Worker
     {
       extraRoutes: [
         { path: '/v1/talk/twilio', routes: twilioRoutes(callDeps) },
+        // Browser sessions: the socket URL is this origin (https → wss), whose ctx path goes to the Durable Object.
+        { path: '/v1/talk/web', routes: webSessionRoutes({ stores, webSocketBaseUrl: () => config.publicBaseUrl.replace(/^http/, 'ws') }) },
         { path: '/v1/calls', routes: callRoutes(callDeps, { log }) },
       ],
     },

@@ -3,6 +3,7 @@ import type { AudioFormat } from '../audio/format';
 import type { ResamplerFactory } from '../audio/resampler';
 import type { Channel } from '../contracts/channel';
 import type { Clock, TimerHandle } from '../contracts/clock';
+import { ConfigError } from '../contracts/errors';
 import type { CallObserver } from '../contracts/observer';
 import type { Communication } from '../engine/communication';
 import { DEFAULT_RESUME_WINDOW_MS, MEDIA_CLOSE_CODES, mediaCloseCode, type CallContext, type CallContextStore } from '../store/call-contexts';
@@ -212,7 +213,9 @@ export function createTalkSession(deps: TalkSessionDeps) {
         channel.close('call-start-failed');
         const message = (error as Error).message;
         log('error', 'talk call could not start', { contextId: deps.contextId, error: message });
-        refuse(transport, TALK_CLOSE_CODES.serverError, 'CALL_START_FAILED', message.replace(/^[A-Z_]+: /, ''));
+        // A configuration error keeps its own code (PROVIDER_NOT_EDGE_CAPABLE, ASSISTANT_UNKNOWN, ...): the client can say why.
+        const code = error instanceof ConfigError ? error.code : 'CALL_START_FAILED';
+        refuse(transport, TALK_CLOSE_CODES.serverError, code, message.replace(/^[A-Z_]+: /, ''));
         await deps.contexts.updateStatus(deps.contextId, { status: 'failed', failureReason: message }, 'claimed').catch(() => undefined);
         finish();
         return false;

@@ -1,11 +1,11 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
-import { build } from 'esbuild';
+import { join } from 'node:path';
 import { Miniflare } from 'miniflare';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { bundleWorker } from './bundle';
 import { parseEdgeEnv } from '../../edge/env';
 import { connectRedisCache, type RedisCache } from '../../media-node/cache/redis';
 import { loadMigrations } from '../../media-node/db/migrations';
@@ -91,30 +91,7 @@ function registryDatabaseUrl(url: string): string {
 }
 
 async function bundle(outDir: string): Promise<void> {
-  await build({
-    entryPoints: { worker: resolve(import.meta.dirname, '../../edge/worker.ts'), probe: resolve(import.meta.dirname, 'edge-probe-worker.ts') },
-    outdir: outDir,
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    mainFields: ['module', 'main'],
-    conditions: ['workerd', 'worker', 'browser'],
-    external: ['cloudflare:*', 'node:*'],
-    logLevel: 'silent',
-    plugins: [
-      {
-        // Each .wasm is copied next to the bundle and stays an import; miniflare compiles it (CompiledWasm).
-        name: 'wasm-beside-bundle',
-        setup(builder) {
-          builder.onResolve({ filter: /\.wasm$/ }, async (args) => {
-            const source = resolve(args.resolveDir, args.path);
-            await copyFile(source, join(outDir, basename(source)));
-            return { path: `./${basename(source)}`, external: true };
-          });
-        },
-      },
-    ],
-  });
+  await bundleWorker({ worker: join(import.meta.dirname, '../../edge/worker.ts'), probe: join(import.meta.dirname, 'edge-probe-worker.ts') }, outDir);
 }
 
 describe.runIf(DATABASE_URL && REDIS_URL)('the edge Worker in workerd', () => {

@@ -4,10 +4,10 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { build } from 'esbuild';
+import { join } from 'node:path';
 import { Miniflare } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleWorker } from './bundle';
 import { WebSocketServer } from 'ws';
 import { decodeWords, splitWords, synthesizeWords } from '../fakes/tones';
 import { startCartesiaFake, type CartesiaFakeServer } from '../providers/fakes/cartesia';
@@ -101,16 +101,7 @@ async function startRawServer() {
 beforeAll(async () => {
   [deepgram, cartesia, raw] = await Promise.all([startDeepgramFake(), startCartesiaFake(), startRawServer()]);
   outDir = await mkdtemp(join(tmpdir(), 'workerd-providers-'));
-  await build({
-    entryPoints: [resolve(import.meta.dirname, 'providers-worker.ts')],
-    outfile: join(outDir, 'worker.js'),
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    mainFields: ['module', 'main'],
-    conditions: ['workerd', 'worker', 'browser'],
-    logLevel: 'silent',
-  });
+  await bundleWorker({ worker: join(import.meta.dirname, 'providers-worker.ts') }, outDir);
   mf = new Miniflare({ modules: true, scriptPath: join(outDir, 'worker.js'), modulesRoot: outDir, compatibilityDate: '2026-04-20', cf: false });
   await mf.ready;
 

@@ -1,10 +1,10 @@
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
-import { build } from 'esbuild';
+import { join } from 'node:path';
 import { Miniflare } from 'miniflare';
 import { fromBinary, toBinary, toJson, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleWorker } from './bundle';
 import { AssistantTalkRequestSchema, AssistantTalkResponseSchema } from '../../shared/talk/gen/talk_api_pb';
 import { codecAudioSamples, codecRequests, codecResponses } from './talk-codec-cases';
 
@@ -15,29 +15,7 @@ let mf: Miniflare | undefined;
 
 beforeAll(async () => {
   outDir = await mkdtemp(join(tmpdir(), 'workerd-smoke-'));
-  await build({
-    entryPoints: [resolve(import.meta.dirname, 'smoke-worker.ts')],
-    outfile: join(outDir, 'worker.js'),
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    mainFields: ['module', 'main'],
-    conditions: ['workerd', 'worker', 'browser'],
-    logLevel: 'silent',
-    plugins: [
-      {
-        // Each .wasm is copied next to the bundle and stays an import; miniflare compiles it (CompiledWasm).
-        name: 'wasm-beside-bundle',
-        setup(builder) {
-          builder.onResolve({ filter: /\.wasm$/ }, async (args) => {
-            const source = resolve(args.resolveDir, args.path);
-            await copyFile(source, join(outDir, basename(source)));
-            return { path: `./${basename(source)}`, external: true };
-          });
-        },
-      },
-    ],
-  });
+  await bundleWorker({ worker: join(import.meta.dirname, 'smoke-worker.ts') }, outDir);
   mf = new Miniflare({
     modules: true,
     scriptPath: join(outDir, 'worker.js'),
