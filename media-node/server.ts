@@ -5,9 +5,9 @@ import { systemClock, type Clock } from '../shared/contracts/clock';
 import { ConfigError } from '../shared/contracts/errors';
 import type { CallObserver } from '../shared/contracts/observer';
 import type { ProviderRegistry } from '../shared/providers/registry';
-import { mediaCloseCode } from '../shared/store/call-contexts';
+import { MEDIA_CLOSE_CODES, mediaCloseCode } from '../shared/store/call-contexts';
 import { StoreError } from '../shared/store/errors';
-import { twilioCarrierCodec } from '../shared/telephony/twilio';
+import { MULAW_8K } from '../shared/audio/format';
 import type { VadFactories } from '../shared/vad/select';
 import { createApp } from '../edge/app';
 import { callRoutes } from '../edge/routes/calls';
@@ -18,6 +18,9 @@ import { Hono } from 'hono';
 import { prepareCall, prewarmGreeting, prewarmStt, startCallSession, type CallRuntime, type PreparedCall } from './call-session';
 import type { EarlyStt, RecordedSpeech } from '../shared/engine/prewarm';
 import { createCarrierChannel } from './channels/carrier-channel';
+import { CARRIER_MEDIA, CARRIER_MEDIA_PATH, type CarrierMedia } from './channels/carriers';
+import { wsCarrierLink } from './channels/ws-link';
+import type { CarrierLink } from '../shared/telephony/carrier';
 import { mediaBaseUrl, publicBaseUrl } from './config/env';
 import { createHealthService } from './grpc/health';
 import { startListener, type Listener } from './listener';
@@ -29,7 +32,6 @@ import { createTalkHost } from './talk/talk-host';
 import { serveTalkWebSocket, WEB_TALK_PATH } from './talk/ws-talk';
 import type { NodeRuntime } from './node';
 import * as grpc from '@grpc/grpc-js';
-import type { WebSocket } from 'ws';
 
 export interface MediaServerOptions {
   readonly node: NodeRuntime;
@@ -52,7 +54,6 @@ export interface MediaServerOptions {
   readonly talkResumeWindowMs?: number;
 }
 
-const MEDIA_PATH = /^\/v1\/talk\/twilio\/ctx\/([^/]+)\/?$/;
 const START_TIMEOUT_MS = 10_000;
 const HEARTBEAT_MS = 5_000;
 const PREWARM_TTL_MS = 120_000;
@@ -119,7 +120,7 @@ export async function startMediaServer(options: MediaServerOptions) {
       recentlyPrepared.delete(key);
       // Both at once, each optional: a failure of one leaves the other's head start (and the call goes live).
       const [greeting, stt] = await Promise.all([
-        prewarmGreeting(runtime, context, twilioCarrierCodec.outputFormat, prepared).catch((error: unknown) => {
+        prewarmGreeting(runtime, context, CARRIER_MEDIA.get(context.provider)?.outputFormat ?? MULAW_8K, prepared).catch((error: unknown) => {
           log('warn', 'pre-warm: the greeting will be synthesised live', { contextId, error: String(error) });
           return undefined;
         }),
@@ -234,35 +235,46 @@ export async function startMediaServer(options: MediaServerOptions) {
     },
   );
 
-  async function runTwilioMedia(contextId: string, accept: () => Promise<WebSocket>): Promise<void> {
-    const socket = await accept();
-    // The carrier sends `connected` and `start` as soon as the socket opens; a message emitted before the
-    // channel listens would be lost (then "no start message" under load), so they stay unread until then.
-    socket.pause();
+  /**
+   * One carrier call on this node, whatever the carrier: claim the context once, wait for the carrier's start
+   * message, start the engine (with what the pre-warm prepared), and record how the call ended.
+   */
+  async function runCarrierMedia(media: CarrierMedia, contextId: string, link: CarrierLink): Promise<void> {
+    // The carrier sends its first messages as soon as the link opens; a message emitted before the channel
+    // listens would be lost (then "no start message" under load), so they stay unread until then.
+    link.pause();
+    const existing = await node.stores.callContexts.get(contextId);
+    if (existing && existing.provider !== media.provider) {
+      // Another carrier's context (or a browser session's) is not this stream's to claim.
+      log('warn', 'media connection refused: the context belongs to another channel', { contextId, provider: media.provider, contextProvider: existing.provider });
+      link.resume();
+      link.close(MEDIA_CLOSE_CODES.unknownContext, 'unknown');
+      return;
+    }
     const claim = await node.stores.callContexts.claim(contextId);
     if (claim.outcome !== 'claimed') {
       const code = mediaCloseCode(claim) ?? 4404;
       log('warn', 'media connection refused', { contextId, outcome: claim.outcome, code });
-      socket.resume();
-      socket.close(code, claim.outcome);
+      link.resume();
+      link.close(code, claim.outcome);
       return;
     }
     const context = claim.context;
     const carrier = createCarrierChannel({
       id: contextId,
-      codec: twilioCarrierCodec,
-      socket,
+      codec: media.codec(),
+      link,
       resamplers: options.resamplers,
       onProtocolError: (code, message) => {
-        metrics.malformedFrame('twilio');
-        log('warn', 'malformed media frame', { contextId, code, message });
+        metrics.malformedFrame(media.provider);
+        log('warn', 'malformed media frame', { contextId, provider: media.provider, code, message });
       },
     });
-    socket.resume();
+    link.resume();
     const started = await Promise.race([carrier.started, new Promise<undefined>((r) => setTimeout(() => r(undefined), START_TIMEOUT_MS))]);
     if (!started) {
       log('warn', 'no start message on the media stream', { contextId });
-      socket.close(1008, 'no start message');
+      link.close(1008, 'no start message');
       const warming = prewarmed.get(contextId);
       prewarmed.delete(contextId);
       void warming?.then(releaseWarm);
@@ -288,7 +300,7 @@ export async function startMediaServer(options: MediaServerOptions) {
       }
     } catch (error) {
       log('error', 'call could not start', { contextId, error: (error as Error).message });
-      socket.close(1011, 'call could not start');
+      link.close(1011, 'call could not start');
       await node.stores.callContexts.updateStatus(contextId, { status: 'failed', failureReason: (error as Error).message }, 'claimed');
       if (env.PROJECT_CALL_LIMIT > 0) await counters.release(context.projectId, contextId);
       return;
@@ -334,9 +346,14 @@ export async function startMediaServer(options: MediaServerOptions) {
         if (contextId === undefined) return reject(400, 'the context id in the path is not valid percent-encoding');
         return accept().then((ws) => serveTalkWebSocket(talk, contextId, ws), (error: unknown) => log('warn', 'talk WebSocket handshake failed', { error: String(error) }));
       }
-      const match = MEDIA_PATH.exec(request.url.pathname);
-      if (!match) return reject(404, 'no media endpoint here');
-      return runTwilioMedia(decodeURIComponent(match[1]!), accept).catch((error: unknown) => log('error', 'media session failed', { error: String(error) }));
+      const match = CARRIER_MEDIA_PATH.exec(request.url.pathname);
+      const media = match ? CARRIER_MEDIA.get(match[1]!) : undefined;
+      if (!match || !media) return reject(404, 'no media endpoint here');
+      const contextId = safeDecode(match[2]!);
+      if (contextId === undefined) return reject(400, 'the context id in the path is not valid percent-encoding');
+      return accept()
+        .then((ws) => runCarrierMedia(media, contextId, wsCarrierLink(ws)))
+        .catch((error: unknown) => log('error', 'media session failed', { provider: media.provider, error: String(error) }));
     },
   });
 

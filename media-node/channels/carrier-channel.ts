@@ -1,10 +1,9 @@
-import type { WebSocket } from 'ws';
-import { createAudioConverter } from '../../shared/audio/convert';
-import { PIPELINE_FORMAT, type AudioFrame } from '../../shared/audio/format';
+import { createAudioConverter, type AudioConverter } from '../../shared/audio/convert';
+import { PIPELINE_FORMAT, type AudioFormat, type AudioFrame } from '../../shared/audio/format';
 import { createFrameAssembler } from '../../shared/audio/frame-assembler';
 import type { ResamplerFactory } from '../../shared/audio/resampler';
 import type { Channel, ChannelHandlers } from '../../shared/contracts/channel';
-import type { CarrierCodec, CarrierEvent } from '../../shared/telephony/carrier';
+import type { CarrierCodec, CarrierEvent, CarrierLink } from '../../shared/telephony/carrier';
 
 /** Carrier events held until the engine starts the channel. */
 const MAX_EARLY_EVENTS = 100;
@@ -12,7 +11,8 @@ const MAX_EARLY_EVENTS = 100;
 export interface CarrierChannelOptions {
   readonly id: string;
   readonly codec: CarrierCodec;
-  readonly socket: WebSocket;
+  /** The carrier's transport (media-node/channels/ws-link.ts for WebSockets). */
+  readonly link: CarrierLink;
   readonly resamplers: ResamplerFactory;
   /** A malformed inbound message: counted and logged by the caller, never fatal. */
   onProtocolError?(code: string, message: string): void;
@@ -27,9 +27,14 @@ export interface CarrierChannelOptions {
  * first, then media) wait in a short queue.
  */
 export function createCarrierChannel(options: CarrierChannelOptions) {
-  const { codec, socket } = options;
-  const inbound = createAudioConverter(codec.inputFormat, PIPELINE_FORMAT, options.resamplers);
+  const { codec, link } = options;
+  // The formats are the codec's until the start message says otherwise (Exotel, Asterisk announce theirs).
+  let inputFormat: AudioFormat = codec.inputFormat;
+  let outputFormat: AudioFormat = codec.outputFormat;
+  let inbound: AudioConverter | undefined;
   const frames = createFrameAssembler(PIPELINE_FORMAT);
+  /** The carrier asked us to hold our audio (Asterisk MEDIA_XOFF): frames are dropped, counted, until it says go on. */
+  let flowPaused = false;
   const maxBuffered = options.maxBufferedBytes ?? 256 * 1024;
   let handlers: ChannelHandlers | undefined;
   let streamId: string | undefined;
@@ -38,7 +43,7 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
   const early: CarrierEvent[] = [];
   let resolveStart!: (event: Extract<CarrierEvent, { type: 'start' }>) => void;
   const started = new Promise<Extract<CarrierEvent, { type: 'start' }>>((r) => (resolveStart = r));
-  const stats = { framesIn: 0, framesOut: 0, droppedOut: 0, droppedEarly: 0, protocolErrors: 0 };
+  const stats = { framesIn: 0, framesOut: 0, droppedOut: 0, droppedEarly: 0, droppedFlow: 0, protocolErrors: 0 };
 
   const deliverAudio = (frame: AudioFrame) => {
     stats.framesIn++;
@@ -57,6 +62,7 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
     }
     switch (event.type) {
       case 'media':
+        inbound ??= createAudioConverter(inputFormat, PIPELINE_FORMAT, options.resamplers);
         frames.push(inbound.convert(event.audio), deliverAudio);
         return;
       case 'dtmf':
@@ -77,12 +83,11 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
     if (closed) return;
     closed = true;
     closeReason = reason;
-    inbound.destroy();
+    inbound?.destroy();
     handlers?.onClose(reason);
   }
 
-  socket.on('message', (data, isBinary) => {
-    const message = isBinary ? new Uint8Array(data as Buffer) : (data as Buffer).toString('utf8');
+  link.onMessage((message) => {
     const event = codec.decode(message);
     if (event.type === 'protocolError') {
       stats.protocolErrors++;
@@ -90,23 +95,34 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
       return;
     }
     if (event.type === 'start') {
+      if (streamId !== undefined) return; // a repeated start changes nothing mid-call
       streamId = event.streamId;
+      if (event.format) {
+        inputFormat = event.format.input;
+        outputFormat = event.format.output;
+      }
       resolveStart(event);
+      return;
+    }
+    if (event.type === 'flow') {
+      flowPaused = event.paused;
       return;
     }
     dispatch(event);
   });
-  socket.on('close', () => finish('carrier-closed'));
-  socket.on('error', () => finish('carrier-error'));
+  link.onClose((error) => finish(error ? 'carrier-error' : 'carrier-closed'));
 
   function send(payload: string | Uint8Array | undefined): void {
-    if (payload === undefined || closed || socket.readyState !== socket.OPEN) return;
-    socket.send(payload);
+    if (payload === undefined || closed || !link.open) return;
+    link.send(payload);
   }
 
   const channel: Channel = {
     id: options.id,
-    outputFormat: codec.outputFormat,
+    // Read by the engine when the call starts, after the start message fixed it.
+    get outputFormat() {
+      return outputFormat;
+    },
     capabilities: { marks: codec.capabilities.marks, transfer: false },
     start(h) {
       handlers = h;
@@ -120,8 +136,12 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
     },
     play(frame) {
       if (!streamId) return;
+      if (flowPaused) {
+        stats.droppedFlow++;
+        return;
+      }
       // The engine keeps the lead small; a socket this far behind means the far end stopped reading.
-      if (socket.bufferedAmount > maxBuffered) {
+      if (link.bufferedAmount() > maxBuffered) {
         stats.droppedOut++;
         return;
       }
@@ -135,13 +155,18 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
       if (streamId) send(codec.encodeMark(streamId, name));
     },
     async hangup() {
-      // Closing the media stream ends a Twilio <Connect><Stream> call.
-      if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(1000, 'hangup');
+      // Closing the media stream ends a Twilio <Connect><Stream> call; Asterisk wants its HANGUP command first.
+      if (streamId && codec.encodeHangup) send(codec.encodeHangup(streamId));
+      link.close(1000, 'hangup');
     },
   };
 
   return {
     channel,
+    /** The audio formats in use (the codec's, or what the start message announced). */
+    get formats() {
+      return { input: inputFormat, output: outputFormat };
+    },
     /** Resolves with the carrier's start message (stream id, call id, custom parameters). */
     started,
     stats,

@@ -1,13 +1,14 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import type { WebSocket } from 'ws';
 import { createCarrierChannel } from '../../media-node/channels/carrier-channel';
+import { wsCarrierLink } from '../../media-node/channels/ws-link';
+import type { WebSocket } from 'ws';
 import { twilioCarrierCodec } from '../../shared/telephony/twilio';
 import { audioRuntime } from '../fakes/call';
 
 /** Just enough of a `ws` socket: the channel listens for message/close/error. */
 function fakeSocket() {
-  const socket = Object.assign(new EventEmitter(), { OPEN: 1, readyState: 1, bufferedAmount: 0, send: () => undefined, close: () => undefined });
+  const socket = Object.assign(new EventEmitter(), { OPEN: 1, CONNECTING: 0, readyState: 1, bufferedAmount: 0, send: () => undefined, close: () => undefined, pause: () => undefined, resume: () => undefined });
   return socket;
 }
 
@@ -20,7 +21,7 @@ describe('carrier channel', () => {
     const { resamplers } = await audioRuntime();
     for (const sendsStop of [true, false]) {
       const socket = fakeSocket();
-      const carrier = createCarrierChannel({ id: 'ctx', codec: twilioCarrierCodec, socket: socket as unknown as WebSocket, resamplers });
+      const carrier = createCarrierChannel({ id: 'ctx', codec: twilioCarrierCodec, link: wsCarrierLink(socket as unknown as WebSocket), resamplers });
       socket.emit('message', message({ event: 'connected', protocol: 'Call', version: '1.0.0' }), false);
       socket.emit('message', message({ event: 'start', sequenceNumber: '1', streamSid: STREAM_SID, start: { streamSid: STREAM_SID, callSid: CALL_SID, accountSid: `AC${'3'.repeat(32)}`, tracks: ['inbound'], customParameters: {}, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }), false);
       await carrier.started;
@@ -36,7 +37,7 @@ describe('carrier channel', () => {
   it('holds caller audio that arrives before the engine starts, bounded: the newest 100 messages, the rest counted', async () => {
     const { resamplers } = await audioRuntime();
     const socket = fakeSocket();
-    const carrier = createCarrierChannel({ id: 'ctx', codec: twilioCarrierCodec, socket: socket as unknown as WebSocket, resamplers });
+    const carrier = createCarrierChannel({ id: 'ctx', codec: twilioCarrierCodec, link: wsCarrierLink(socket as unknown as WebSocket), resamplers });
     socket.emit('message', message({ event: 'start', sequenceNumber: '1', streamSid: STREAM_SID, start: { streamSid: STREAM_SID, callSid: CALL_SID, accountSid: `AC${'3'.repeat(32)}`, tracks: ['inbound'], customParameters: {}, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }), false);
     await carrier.started;
     const payload = Buffer.alloc(160, 0xff).toString('base64');
