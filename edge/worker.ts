@@ -14,6 +14,9 @@ import type { AppLogger } from './errors';
 import { edgeMediaNodeChooser } from './media-nodes';
 import { callRoutes } from './routes/calls';
 import { twilioRoutes, type TwilioRouteDeps } from './routes/twilio';
+import { asteriskRoutes } from './routes/asterisk';
+import { exotelRoutes } from './routes/exotel';
+import { vonageRoutes } from './routes/vonage';
 import { webSessionRoutes } from './routes/web-session';
 
 /**
@@ -132,6 +135,10 @@ async function handleWithApp(request: CfRequest, config: EdgeConfig, ctx: Worker
     {
       extraRoutes: [
         { path: '/v1/talk/twilio', routes: twilioRoutes(callDeps) },
+        // The other carriers' webhooks: media goes to the chosen node like Twilio's (docs/channels/*.md).
+        { path: '/v1/talk/vonage', routes: vonageRoutes(callDeps) },
+        { path: '/v1/talk/exotel', routes: exotelRoutes(callDeps, { clientAddress: (c) => c.req.header('cf-connecting-ip') }) },
+        { path: '/v1/talk/asterisk', routes: asteriskRoutes(callDeps) },
         // Browser sessions: the socket URL is this origin (https → wss), whose ctx path goes to the Durable Object.
         { path: '/v1/talk/web', routes: webSessionRoutes({ stores, webSocketBaseUrl: () => config.publicBaseUrl.replace(/^http/, 'ws') }) },
         { path: '/v1/calls', routes: callRoutes(callDeps, { log }) },

@@ -12,16 +12,20 @@ import type { VadFactories } from '../shared/vad/select';
 import { createApp } from '../edge/app';
 import { callRoutes } from '../edge/routes/calls';
 import { twilioRoutes, type TwilioRouteDeps } from '../edge/routes/twilio';
+import { vonageRoutes } from '../edge/routes/vonage';
+import { exotelRoutes } from '../edge/routes/exotel';
 import { webSessionRoutes } from '../edge/routes/web-session';
+import { asteriskRoutes } from '../edge/routes/asterisk';
 import { internalRoutes } from './internal-routes';
 import { Hono } from 'hono';
 import { prepareCall, prewarmGreeting, prewarmStt, startCallSession, type CallRuntime, type PreparedCall } from './call-session';
 import type { EarlyStt, RecordedSpeech } from '../shared/engine/prewarm';
 import { createCarrierChannel } from './channels/carrier-channel';
-import { CARRIER_MEDIA, CARRIER_MEDIA_PATH, type CarrierMedia } from './channels/carriers';
+import { CARRIER_MEDIA, resolveCarrierMediaUrl, type CarrierMedia } from './channels/carriers';
 import { wsCarrierLink } from './channels/ws-link';
 import type { CarrierLink } from '../shared/telephony/carrier';
-import { mediaBaseUrl, publicBaseUrl } from './config/env';
+import { audioSocketPort, mediaBaseUrl, publicBaseUrl } from './config/env';
+import { startAudioSocketServer } from './channels/audiosocket-server';
 import { createHealthService } from './grpc/health';
 import { startListener, type Listener } from './listener';
 import { createNodeMetrics, type NodeMetrics } from './metrics';
@@ -50,6 +54,10 @@ export interface MediaServerOptions {
   readonly version?: string;
   /** Twilio REST hosts a credential's apiBaseUrl may name (default: https Twilio hosts only; tests allow a fake). */
   readonly allowTwilioApiBaseUrl?: (url: string) => boolean;
+  /** Vonage REST hosts a credential's apiBaseUrl may name (default: https Vonage API hosts only; tests allow a fake). */
+  readonly allowVonageApiBaseUrl?: (url: string) => boolean;
+  /** Exotel REST hosts a credential's apiBaseUrl may name (default: https Exotel API hosts only; tests allow a fake). */
+  readonly allowExotelApiBaseUrl?: (url: string) => boolean;
   /** How long a talk call (browser/SDK) waits for a dropped client to resume; at most the store's 30 s (tests shorten it). */
   readonly talkResumeWindowMs?: number;
 }
@@ -209,7 +217,12 @@ export async function startMediaServer(options: MediaServerOptions) {
     error: (message: string, fields?: Readonly<Record<string, unknown>>) => log('error', message, fields),
   };
   const telephony = twilioRoutes(callDeps);
-  const outboundCalls = callRoutes(callDeps, { log: appLog, ...(options.allowTwilioApiBaseUrl ? { allowApiBaseUrl: options.allowTwilioApiBaseUrl } : {}) });
+  const outboundCalls = callRoutes(callDeps, {
+    log: appLog,
+    ...(options.allowTwilioApiBaseUrl ? { allowApiBaseUrl: options.allowTwilioApiBaseUrl } : {}),
+    ...(options.allowVonageApiBaseUrl ? { allowVonageApiBaseUrl: options.allowVonageApiBaseUrl } : {}),
+    ...(options.allowExotelApiBaseUrl ? { allowExotelApiBaseUrl: options.allowExotelApiBaseUrl } : {}),
+  });
   const metricsRoute = new Hono();
   metricsRoute.get('/', async (c) => c.body(await metrics.metricsText(), 200, { 'Content-Type': metrics.contentType }));
 
@@ -226,7 +239,12 @@ export async function startMediaServer(options: MediaServerOptions) {
     {
       extraRoutes: [
         { path: '/v1/talk/twilio', routes: telephony },
+        { path: '/v1/talk/vonage', routes: vonageRoutes(callDeps) },
+        // Exotel signs nothing: Basic credentials and the optional allow-list check the socket peer's address.
+        { path: '/v1/talk/exotel', routes: exotelRoutes(callDeps, { clientAddress: (c) => (c.env as { remoteAddress?: string } | undefined)?.remoteAddress }) },
         { path: '/v1/talk/web', routes: webSessions },
+        // Asterisk's dialplan CURL()s a call context here before connecting (chan_websocket or AudioSocket).
+        { path: '/v1/talk/asterisk', routes: asteriskRoutes(callDeps) },
         { path: '/v1/calls', routes: outboundCalls },
         // The edge asks the node it chose to warm a call up while the phone rings (HMAC-signed, INTERNAL_SECRET).
         { path: '/internal', routes: internalRoutes({ internalSecret: node.secrets.internalSecret, prewarm: prewarmHere, log: appLog }) as never },
@@ -260,10 +278,12 @@ export async function startMediaServer(options: MediaServerOptions) {
       return;
     }
     const context = claim.context;
+    // Exotel's chunking needs a link of its own around the transport (CarrierMedia.connect).
+    const wired = media.connect ? media.connect(link) : { codec: media.codec(), link };
     const carrier = createCarrierChannel({
       id: contextId,
-      codec: media.codec(),
-      link,
+      codec: wired.codec,
+      link: wired.link,
       resamplers: options.resamplers,
       onProtocolError: (code, message) => {
         metrics.malformedFrame(media.provider);
@@ -281,6 +301,10 @@ export async function startMediaServer(options: MediaServerOptions) {
       await node.stores.callContexts.updateStatus(contextId, { status: 'failed', failureReason: 'media stream never started' }, 'claimed');
       return;
     }
+    // The media flows: the call is in progress (a carrier's own status callback may already have said so).
+    await node.stores.callContexts
+      .updateStatus(contextId, { callStatus: 'in-progress' }, { status: 'claimed', callStatus: ['queued', 'ringing'] })
+      .catch((error: unknown) => log('warn', 'call status not recorded', { contextId, error: String(error) }));
     if (env.PROJECT_CALL_LIMIT > 0) await counters.acquire(context.projectId, contextId, env.PROJECT_CALL_LIMIT);
     let finished: Promise<string>;
     try {
@@ -311,7 +335,10 @@ export async function startMediaServer(options: MediaServerOptions) {
       .then(async (reason) => {
         if (carrier.stats.droppedEarly > 0) log('warn', 'caller audio dropped while the call was starting', { contextId, frames: carrier.stats.droppedEarly });
         if (carrier.stats.protocolErrors > 0) log('warn', 'malformed media frames during the call', { contextId, count: carrier.stats.protocolErrors });
-        await node.stores.callContexts.updateStatus(contextId, { status: 'completed', disconnectReason: reason }, 'claimed');
+        // Carriers that send status callbacks (Twilio, Vonage, Exotel) finish the call status themselves; Asterisk
+        // sends none, so the end of its media is the end of the call.
+        const callStatus = media.provider === 'asterisk' ? { callStatus: 'completed' as const } : {};
+        await node.stores.callContexts.updateStatus(contextId, { status: 'completed', disconnectReason: reason, ...callStatus }, 'claimed');
       })
       .catch((error: unknown) => log('error', 'call end bookkeeping failed', { contextId, error: String(error) }))
       .finally(async () => {
@@ -335,7 +362,8 @@ export async function startMediaServer(options: MediaServerOptions) {
   const listener = await startListener({
     port: env.PORT,
     host: env.HOST,
-    fetch: (request) => app.fetch(request),
+    // The peer address reaches routes as Hono's `c.env` (Exotel's IP allow-list).
+    fetch: (request, info) => app.fetch(request, { remoteAddress: info.remoteAddress }),
     grpcServer,
     log,
     webSocketPingIntervalMs: WEB_SOCKET_PING_MS,
@@ -346,11 +374,10 @@ export async function startMediaServer(options: MediaServerOptions) {
         if (contextId === undefined) return reject(400, 'the context id in the path is not valid percent-encoding');
         return accept().then((ws) => serveTalkWebSocket(talk, contextId, ws), (error: unknown) => log('warn', 'talk WebSocket handshake failed', { error: String(error) }));
       }
-      const match = CARRIER_MEDIA_PATH.exec(request.url.pathname);
-      const media = match ? CARRIER_MEDIA.get(match[1]!) : undefined;
-      if (!match || !media) return reject(404, 'no media endpoint here');
-      const contextId = safeDecode(match[2]!);
-      if (contextId === undefined) return reject(400, 'the context id in the path is not valid percent-encoding');
+      // `/v1/talk/{provider}/ctx/{id}`, or `?contextId=` where the carrier can only append parameters (Asterisk).
+      const target = resolveCarrierMediaUrl(request.url);
+      if ('refused' in target) return reject(target.refused, target.reason);
+      const { media, contextId } = target;
       return accept()
         .then((ws) => runCarrierMedia(media, contextId, wsCarrierLink(ws)))
         .catch((error: unknown) => log('error', 'media session failed', { provider: media.provider, error: String(error) }));
@@ -358,6 +385,25 @@ export async function startMediaServer(options: MediaServerOptions) {
   });
 
   bound.listener = listener;
+  // Asterisk AudioSocket (TCP): the same carrier call loop, reached by the UUID frame instead of a URL.
+  const audioSocketAt = audioSocketPort(env);
+  const audioSocket =
+    audioSocketAt === undefined
+      ? undefined
+      : await startAudioSocketServer({
+          port: audioSocketAt,
+          host: env.HOST,
+          run: runCarrierMedia,
+          log,
+          onProtocolError: (code, message) => {
+            metrics.malformedFrame('asterisk');
+            log('warn', 'malformed AudioSocket frame', { code, message });
+          },
+        }).catch(async (error: unknown) => {
+          await listener.close({ drainMs: 0 });
+          grpcServer.forceShutdown();
+          throw new ConfigError('AUDIOSOCKET_LISTEN', `cannot listen for AudioSocket on ${env.HOST}:${audioSocketAt} (${(error as Error).message}): set AUDIOSOCKET_PORT to a free port, or off`);
+        });
   const info = () => ({ id: nodeId, url: base(), region: env.REGION, capacity: draining ? 0 : env.CAPACITY, active: calls.size, version: options.version ?? 'dev' });
   await nodeRegistry.register(info());
   const heartbeat = setInterval(() => {
@@ -367,6 +413,8 @@ export async function startMediaServer(options: MediaServerOptions) {
 
   return {
     port: listener.port,
+    /** The AudioSocket TCP port bound (undefined when AUDIOSOCKET_PORT=off). */
+    audioSocketPort: audioSocket?.port,
     url: listener.url,
     publicBaseUrl: base,
     nodeId,
@@ -399,7 +447,7 @@ export async function startMediaServer(options: MediaServerOptions) {
       clearInterval(heartbeat);
       // Cut sockets would leave talk calls waiting out their resume window in a process that is going away.
       await talk.endAll('node-shutdown');
-      await listener.close({ drainMs: 1000 });
+      await Promise.all([listener.close({ drainMs: 1000 }), audioSocket?.close(1000)]);
       await nodeRegistry.deregister(nodeId).catch(() => undefined);
       grpcServer.forceShutdown();
     },

@@ -8,6 +8,8 @@ import type { AppEnv } from '../app';
 import { assertSameProject, projectOf } from '../auth';
 import { ApiError, notFound, silentLogger, type AppLogger } from '../errors';
 import { readJson } from '../validation';
+import { placeVonageCall } from './vonage-calls';
+import { placeExotelCall } from './exotel-calls';
 import { createTwilioCallRecords, resolveTwilioCredential, twilioMediaPath, twilioStreamTwiml, type TwilioRouteDeps } from './twilio';
 
 /**
@@ -47,7 +49,7 @@ const PhoneNumber = z
 
 export const CreateCallBody = z.strictObject({
   assistantId: z.string().min(1).max(100),
-  provider: z.literal('twilio', 'only "twilio" places outbound calls for now'),
+  provider: z.enum(['twilio', 'vonage', 'exotel'], 'one of "twilio", "vonage", "exotel"'),
   to: PhoneNumber,
   from: PhoneNumber,
   /** Fill the assistant's `{{name}}` placeholders for this call (over the assistant's own defaults). */
@@ -75,6 +77,10 @@ export interface CallRouteOptions {
    * only — otherwise a project key could make the server send its Basic auth to any URL. Tests allow a fake.
    */
   readonly allowApiBaseUrl?: (url: string) => boolean;
+  /** The same for a vonage credential's apiBaseUrl (default: https Vonage API hosts only). */
+  readonly allowVonageApiBaseUrl?: (url: string) => boolean;
+  /** The same for an exotel credential's apiBaseUrl (default: https Exotel API hosts only). */
+  readonly allowExotelApiBaseUrl?: (url: string) => boolean;
 }
 
 /** https://api.twilio.com and Twilio's regional API hosts. */
@@ -111,6 +117,33 @@ export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}
     const assistant = await stores.assistants.get(body.assistantId);
     if (!assistant) throw notFound('ASSISTANT_NOT_FOUND', `assistant ${body.assistantId} does not exist`);
     assertSameProject(projectId, assistant.projectId, `assistant ${body.assistantId}`);
+    if (body.provider === 'exotel') {
+      // `from` is the ExoPhone; the call goes straight to the media socket (edge/routes/exotel-calls.ts).
+      const placed = await placeExotelCall(
+        deps,
+        { projectId, assistantId: assistant.id, assistantVersion: assistant.version, to: body.to, from: body.from, ...(body.variables ? { variables: body.variables } : {}) },
+        {
+          log,
+          ...(options.fetch ? { fetch: options.fetch } : {}),
+          ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+          ...(options.allowExotelApiBaseUrl ? { allowApiBaseUrl: options.allowExotelApiBaseUrl } : {}),
+        },
+      );
+      return c.json(placed.body, placed.status);
+    }
+    if (body.provider === 'vonage') {
+      return placeVonageCall(
+        c,
+        deps,
+        {
+          log,
+          ...(options.fetch ? { fetch: options.fetch } : {}),
+          ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+          ...(options.allowVonageApiBaseUrl ? { allowApiBaseUrl: options.allowVonageApiBaseUrl } : {}),
+        },
+        { projectId, assistantId: assistant.id, assistantVersion: assistant.version, to: body.to, from: body.from, ...(body.variables ? { variables: body.variables } : {}) },
+      );
+    }
 
     const credential = await resolveTwilioCredential(stores.credentials, projectId);
     if (!credential) {

@@ -37,6 +37,11 @@ export const NodeEnv = z.object({
   PORT: z.coerce.number().int().min(0).max(65_535).default(9007),
   /** Address to bind. */
   HOST: z.string().min(1).default('0.0.0.0'),
+  /**
+   * Asterisk AudioSocket TCP listener (on HOST); `off` disables it. Default 4573, or a random port when PORT
+   * is 0 (an ephemeral node, as in tests: two such nodes must not fight over 4573). Read it through `audioSocketPort`.
+   */
+  AUDIOSOCKET_PORT: z.union([z.literal('off'), z.coerce.number().int().min(0).max(65_535)], { error: 'must be a port number (0 = random) or off' }).optional(),
   /** How this node is reached from outside (webhook signatures and media URLs derive from it). Default http://127.0.0.1:$PORT. */
   PUBLIC_BASE_URL: url(['https:', 'http:']).optional(),
   PUBLIC_ASSISTANT_HOST: z.string().min(1).optional(),
@@ -68,6 +73,12 @@ export function parseNodeEnv(env: Readonly<Record<string, string | undefined>>):
     'the environment is invalid',
     result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
   );
+}
+
+/** The AudioSocket port to bind (0 = random), or undefined when it is off. */
+export function audioSocketPort(env: NodeEnv): number | undefined {
+  if (env.AUDIOSOCKET_PORT === 'off') return undefined;
+  return env.AUDIOSOCKET_PORT ?? (env.PORT === 0 ? 0 : 4573);
 }
 
 /** PUBLIC_BASE_URL, else https://PUBLIC_ASSISTANT_HOST, else the local port. No trailing slash. */

@@ -323,7 +323,7 @@ describe('POST /v1/calls with Twilio (real node, fake Twilio REST API, simulated
     expect(unknown.status).toBe(404);
     expect(unknown.body.error.code).toBe('ASSISTANT_NOT_FOUND');
 
-    const invalid = await placeCall({ to: '555-0123', from: 'twilio', provider: 'vonage', variables: { 'bad name': 'x' }, extra: true });
+    const invalid = await placeCall({ to: '555-0123', from: 'twilio', provider: 'nope', variables: { 'bad name': 'x' }, extra: true });
     expect(invalid.status).toBe(400);
     expect(invalid.body.error.code).toBe('VALIDATION_FAILED');
     const paths = (invalid.body.error.issues as { path?: string }[]).map((issue) => issue.path ?? '');
