@@ -13,7 +13,7 @@ import type { KnowledgeSearch } from '../shared/tools/builtins';
 import type { CallTools } from '../shared/tools/control';
 import type { VadFactories } from '../shared/vad/select';
 import type { NodeRuntime } from './node';
-import { createCallTools, withTwilioTransfer } from './tools/call-tools';
+import { createCallTools, withTwilioTransfer, withVonageTransfer } from './tools/call-tools';
 
 export type { PreparedCall } from '../shared/engine/call-setup';
 
@@ -37,6 +37,8 @@ export interface CallRuntime {
   readonly knowledgeSearch?: (config: AssistantConfig, context: CallContext) => KnowledgeSearch | undefined;
   /** Which `apiBaseUrl` a stored twilio credential may name for transfers (default: https Twilio hosts only). */
   readonly allowTwilioApiBaseUrl?: (url: string) => boolean;
+  /** The same for a stored vonage credential's apiBaseUrl (default: https Vonage API hosts only). */
+  readonly allowVonageApiBaseUrl?: (url: string) => boolean;
   /** For http tools and Twilio transfers (default: the global fetch). */
   readonly fetch?: typeof fetch;
   /** A cloud provider without any credential is served by the `local` engine (LOCAL_FALLBACK; on for embedded defaults). */
@@ -64,13 +66,12 @@ function callSetup(runtime: CallRuntime): CallSetup {
         ? runtime.tools(config, context)
         : createCallTools({ config, context, credentials, env: runtime.env, ...(search ? { search } : {}), ...(runtime.fetch ? { fetch: runtime.fetch } : {}) }),
     // A Twilio call can hand the caller over (transfer_call): the live call is redirected to <Dial>.
-    wrapChannel: (channel, context) =>
-      withTwilioTransfer(channel, {
-        credentials,
-        context,
-        ...(runtime.fetch ? { fetch: runtime.fetch } : {}),
-        ...(runtime.allowTwilioApiBaseUrl ? { allowApiBaseUrl: runtime.allowTwilioApiBaseUrl } : {}),
-      }),
+    // ... and a Vonage call through the Voice API (the call moves to an NCCO that connects the target).
+    wrapChannel: (channel, context) => {
+      const base = { credentials, context, ...(runtime.fetch ? { fetch: runtime.fetch } : {}) };
+      const twilio = withTwilioTransfer(channel, { ...base, ...(runtime.allowTwilioApiBaseUrl ? { allowApiBaseUrl: runtime.allowTwilioApiBaseUrl } : {}) });
+      return withVonageTransfer(twilio, { ...base, ...(runtime.allowVonageApiBaseUrl ? { allowApiBaseUrl: runtime.allowVonageApiBaseUrl } : {}) });
+    },
   };
 }
 

@@ -1,11 +1,14 @@
 import { lookup } from 'node:dns/promises';
 import { isTwilioApiUrl } from '../../edge/routes/calls';
 import { resolveTwilioCredential } from '../../edge/routes/twilio';
+import { resolveVonageCredential } from '../../edge/routes/vonage';
+import { isVonageApiUrl } from '../../edge/routes/vonage-calls';
 import type { AssistantConfig } from '../../shared/config/assistant';
 import type { Channel } from '../../shared/contracts/channel';
 import type { CallContext } from '../../shared/store/call-contexts';
 import type { CredentialStore } from '../../shared/store/credentials';
 import { transferTwilioCall } from '../../shared/telephony/twilio-rest';
+import { transferVonageCall } from '../../shared/telephony/vonage-rest';
 import type { KnowledgeSearch } from '../../shared/tools/builtins';
 import type { CallTools } from '../../shared/tools/control';
 import { createToolExecutor } from '../../shared/tools/executor';
@@ -71,17 +74,47 @@ export function withTwilioTransfer(channel: Channel, options: TwilioTransferOpti
   const { context } = options;
   const callSid = context.channelId;
   if (channel.transfer || context.provider !== 'twilio' || !callSid) return channel;
-  const transfer = async (to: string): Promise<void> => {
+  return withTransfer(channel, async (to) => {
     const credential = await resolveTwilioCredential(options.credentials, context.projectId);
     if (!credential) throw new Error('the project has no twilio credential {accountSid, authToken} to transfer the call with');
     if (credential.apiBaseUrl !== undefined && !(options.allowApiBaseUrl ?? isTwilioApiUrl)(credential.apiBaseUrl)) {
       throw new Error("the twilio credential's apiBaseUrl must be an https Twilio API URL");
     }
     await transferTwilioCall({ ...credential, callSid, to, ...(options.fetch ? { fetch: options.fetch } : {}) });
-  };
+  });
+}
+
+/**
+ * The same for Vonage: the live call (its uuid) is moved to an NCCO that connects the caller to the target,
+ * through the Voice API with the project's vonage credential (applicationId + privateKey).
+ */
+export function withVonageTransfer(channel: Channel, options: TwilioTransferOptions): Channel {
+  const { context } = options;
+  const uuid = context.channelId;
+  if (channel.transfer || context.provider !== 'vonage' || !uuid) return channel;
+  return withTransfer(channel, async (to) => {
+    const credential = await resolveVonageCredential(options.credentials, context.projectId);
+    if (!credential?.applicationId || !credential.privateKey) throw new Error('the project has no vonage credential {applicationId, privateKey} to transfer the call with');
+    if (credential.apiBaseUrl !== undefined && !(options.allowApiBaseUrl ?? isVonageApiUrl)(credential.apiBaseUrl)) {
+      throw new Error("the vonage credential's apiBaseUrl must be an https Vonage API URL");
+    }
+    await transferVonageCall({
+      applicationId: credential.applicationId,
+      privateKey: credential.privateKey,
+      ...(credential.apiBaseUrl ? { apiBaseUrl: credential.apiBaseUrl } : {}),
+      uuid,
+      to,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
+    });
+  });
+}
+
+function withTransfer(channel: Channel, transfer: (to: string) => Promise<void>): Channel {
   return {
     id: channel.id,
-    outputFormat: channel.outputFormat,
+    get outputFormat() {
+      return channel.outputFormat;
+    },
     capabilities: { ...channel.capabilities, transfer: true },
     start: (handlers) => channel.start(handlers),
     play: (frame) => channel.play(frame),

@@ -4,7 +4,7 @@ import { createVonageApplicationJwt, VonageKeyError } from './vonage-jwt';
 import { normaliseVonageCallStatus } from './vonage-webhooks';
 
 /**
- * Vonage's Voice REST API for outbound calls (telephony reference §2.4): `POST {api}/v1/calls` with an RS256
+ * Vonage's Voice REST API for outbound calls and transfers (telephony reference §2.4): `POST {api}/v1/calls` with an RS256
  * application JWT, `fetch` only and injectable (Workers, Node, a local fake in tests).
  *
  * Errors are `VonageApiError`s that say what to do: 401/403 → `VONAGE_AUTH` (fix the credential), 429 →
@@ -29,12 +29,7 @@ export class VonageApiError extends ProviderError {
   }
 }
 
-export interface CreateVonageCallOptions {
-  readonly applicationId: string;
-  /** PKCS#8 (or PKCS#1) PEM of the application's private key. */
-  readonly privateKey: string;
-  /** Default https://api.nexmo.com. */
-  readonly apiBaseUrl?: string;
+export interface CreateVonageCallOptions extends VonageRequestOptions {
   /** E.164 with or without "+" (Vonage wants digits only; the "+" is dropped). */
   readonly to: string;
   /** A Vonage number of the application's account. */
@@ -44,9 +39,6 @@ export interface CreateVonageCallOptions {
   readonly eventUrl?: string;
   /** Ring time in seconds before `unanswered` (Vonage: 60 by default). */
   readonly ringingTimerSeconds?: number;
-  readonly fetch?: typeof fetch;
-  readonly requestTimeoutMs?: number;
-  readonly nowMs?: number;
 }
 
 export interface VonageCallResource {
@@ -60,8 +52,53 @@ const digits = (number: string) => number.replace(/^\+/, '');
 
 /** Places an outbound call; resolves on Vonage's 201 `{ uuid, status, direction, conversation_uuid }`. */
 export async function createVonageCall(options: CreateVonageCallOptions): Promise<VonageCallResource> {
+  const body = {
+    to: [{ type: 'phone', number: digits(options.to) }],
+    from: { type: 'phone', number: digits(options.from) },
+    ncco: options.ncco,
+    ...(options.eventUrl ? { event_url: [options.eventUrl], event_method: 'POST' } : {}),
+    ...(options.ringingTimerSeconds !== undefined ? { ringing_timer: options.ringingTimerSeconds } : {}),
+  };
+  const { status, json } = await vonageRequest(options, 'POST', '/v1/calls', body, 'create the call');
+  const uuid = json?.uuid;
+  if (typeof uuid !== 'string' || !uuid) throw new VonageApiError('VONAGE_BAD_RESPONSE', `Vonage answered ${status} without a call uuid`, false, 'protocol', status);
+  const callStatus = typeof json?.status === 'string' ? normaliseVonageCallStatus(json.status) : undefined;
+  const conversationUuid = json?.conversation_uuid;
+  return { uuid, ...(typeof conversationUuid === 'string' ? { conversationUuid } : {}), status: callStatus ?? 'queued', raw: json ?? {} };
+}
+
+export interface TransferVonageCallOptions extends VonageRequestOptions {
+  /** Vonage's uuid of the live call (the phone leg). */
+  readonly uuid: string;
+  /** E.164 phone number, or a `sip:` URI. */
+  readonly to: string;
+}
+
+/**
+ * Blind transfer of a live call (`transfer_call`): `PUT {api}/v1/calls/{uuid}` with a `transfer` action to an NCCO
+ * that connects the caller to `to`. Our media socket is dropped by Vonage when the new NCCO takes over.
+ */
+export async function transferVonageCall(options: TransferVonageCallOptions): Promise<void> {
+  const endpoint = /^sips?:/i.test(options.to) ? { type: 'sip', uri: options.to } : { type: 'phone', number: digits(options.to) };
+  const body = { action: 'transfer', destination: { type: 'ncco', ncco: [{ action: 'connect', endpoint: [endpoint] }] } };
+  await vonageRequest(options, 'PUT', `/v1/calls/${encodeURIComponent(options.uuid)}`, body, 'transfer the call');
+}
+
+interface VonageRequestOptions {
+  readonly applicationId: string;
+  /** PKCS#8 (or PKCS#1) PEM of the application's private key. */
+  readonly privateKey: string;
+  /** Default https://api.nexmo.com. */
+  readonly apiBaseUrl?: string;
+  readonly fetch?: typeof fetch;
+  readonly requestTimeoutMs?: number;
+  readonly nowMs?: number;
+}
+
+/** One authenticated request to the Voice API: an RS256 application JWT, a time-out, errors mapped to VonageApiError. */
+async function vonageRequest(options: VonageRequestOptions, method: string, path: string, body: unknown, what: string): Promise<{ status: number; json: Record<string, unknown> | undefined }> {
   if (!options.applicationId || !options.privateKey) {
-    throw new VonageApiError('VONAGE_AUTH', 'cannot create the call: the vonage credential needs applicationId and privateKey', false, 'auth');
+    throw new VonageApiError('VONAGE_AUTH', `cannot ${what}: the vonage credential needs applicationId and privateKey`, false, 'auth');
   }
   let jwt: string;
   try {
@@ -70,13 +107,6 @@ export async function createVonageCall(options: CreateVonageCallOptions): Promis
     if (error instanceof VonageKeyError) throw new VonageApiError('VONAGE_KEY', `${error.message}: store the application's private key (PEM) as privateKey`, false, 'auth', undefined, { cause: error });
     throw error;
   }
-  const body = {
-    to: [{ type: 'phone', number: digits(options.to) }],
-    from: { type: 'phone', number: digits(options.from) },
-    ncco: options.ncco,
-    ...(options.eventUrl ? { event_url: [options.eventUrl], event_method: 'POST' } : {}),
-    ...(options.ringingTimerSeconds !== undefined ? { ringing_timer: options.ringingTimerSeconds } : {}),
-  };
   const base = (options.apiBaseUrl ?? VONAGE_API_BASE_URL).replace(/\/+$/, '');
   const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const controller = new AbortController();
@@ -89,39 +119,35 @@ export async function createVonageCall(options: CreateVonageCallOptions): Promis
   let text: string;
   try {
     const init: RequestInit = {
-      method: 'POST',
+      method,
       headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json', accept: 'application/json' },
       body: JSON.stringify(body),
       signal: controller.signal,
     };
-    response = options.fetch ? await options.fetch(`${base}/v1/calls`, init) : await fetch(`${base}/v1/calls`, init);
+    response = options.fetch ? await options.fetch(`${base}${path}`, init) : await fetch(`${base}${path}`, init);
     text = await response.text();
   } catch (error) {
-    if (timedOut) throw new VonageApiError('VONAGE_TIMEOUT', `Vonage did not answer within ${timeoutMs} ms (create the call); try again`, true, 'timeout', undefined, { cause: error });
+    if (timedOut) throw new VonageApiError('VONAGE_TIMEOUT', `Vonage did not answer within ${timeoutMs} ms (${what}); try again`, true, 'timeout', undefined, { cause: error });
     const reason = error instanceof Error ? error.message : String(error);
-    throw new VonageApiError('VONAGE_NETWORK', `could not reach Vonage at ${base} to create the call (${reason}); try again`, true, 'unavailable', undefined, { cause: error });
+    throw new VonageApiError('VONAGE_NETWORK', `could not reach Vonage at ${base} to ${what} (${reason}); try again`, true, 'unavailable', undefined, { cause: error });
   } finally {
     clearTimeout(timer);
   }
   const json = parseJson(text);
-  if (!response.ok) throw errorFor(response.status, json);
-  const uuid = json?.uuid;
-  if (typeof uuid !== 'string' || !uuid) throw new VonageApiError('VONAGE_BAD_RESPONSE', `Vonage answered ${response.status} without a call uuid`, false, 'protocol', response.status);
-  const status = typeof json?.status === 'string' ? normaliseVonageCallStatus(json.status) : undefined;
-  const conversationUuid = json?.conversation_uuid;
-  return { uuid, ...(typeof conversationUuid === 'string' ? { conversationUuid } : {}), status: status ?? 'queued', raw: json ?? {} };
+  if (!response.ok) throw errorFor(response.status, json, what);
+  return { status: response.status, json };
 }
 
-function errorFor(status: number, body: Record<string, unknown> | undefined): VonageApiError {
+function errorFor(status: number, body: Record<string, unknown> | undefined, what: string): VonageApiError {
   const title = typeof body?.title === 'string' ? body.title : undefined;
   const detail = typeof body?.detail === 'string' ? body.detail : undefined;
   const said = `${status}${title ? `: ${title}` : ''}${detail ? ` (${detail})` : ''}`;
   if (status === 401 || status === 403) {
     return new VonageApiError('VONAGE_AUTH', `Vonage refused the application JWT (${said}). Check the vonage credential's applicationId and privateKey.`, false, 'auth', status);
   }
-  if (status === 429) return new VonageApiError('VONAGE_RATE_LIMIT', `Vonage is rate-limiting calls (${said}); retry later.`, true, 'rate-limit', status);
-  if (status >= 500) return new VonageApiError('VONAGE_UNAVAILABLE', `Vonage failed to create the call (${said}); retry later.`, true, 'unavailable', status);
-  return new VonageApiError('VONAGE_REJECTED', `Vonage rejected the call (${said}).`, false, 'bad-request', status);
+  if (status === 429) return new VonageApiError('VONAGE_RATE_LIMIT', `Vonage is rate-limiting requests (${said}); retry later.`, true, 'rate-limit', status);
+  if (status >= 500) return new VonageApiError('VONAGE_UNAVAILABLE', `Vonage failed to ${what} (${said}); retry later.`, true, 'unavailable', status);
+  return new VonageApiError('VONAGE_REJECTED', `Vonage refused to ${what} (${said}).`, false, 'bad-request', status);
 }
 
 function parseJson(text: string): Record<string, unknown> | undefined {
