@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ALAW_8K, MULAW_8K, type AudioFormat } from '../audio/format';
 import type { CarrierCodec, CarrierEvent } from './carrier';
-import { ProtocolError, describeZodIssues, type ProtocolErrorCode } from './protocol-error';
+import { ProtocolError, clipForLog, protocolErrorsFor } from './protocol-error';
 
 /**
  * Asterisk's WebSocket channel driver (chan_websocket, Asterisk 20.16 / 21.11 / 22.6 / 23.0 and later) as a
@@ -13,6 +13,8 @@ import { ProtocolError, describeZodIssues, type ProtocolErrorCode } from './prot
  */
 
 const PROTOCOL = 'asterisk-websocket';
+const { error: protocolError, invalid } = protocolErrorsFor(PROTOCOL, 'message');
+const clip = clipForLog;
 
 export type AsteriskControlFormat = 'json' | 'plain-text';
 
@@ -263,19 +265,8 @@ function stringEntries(record: Record<string, unknown> | undefined): Record<stri
   return out;
 }
 
-function invalid(event: string, error: z.ZodError): ProtocolError {
-  const issues = describeZodIssues(error);
-  return protocolError('invalid-message', `malformed ${event}: ${issues.join('; ')}`, event, issues);
-}
 
-function protocolError(code: ProtocolErrorCode, message: string, event?: string, issues?: readonly string[]): ProtocolError {
-  return new ProtocolError(PROTOCOL, code, message, event, issues);
-}
 
-/** Event names go into log lines: keep an attacker-sized one short. */
-function clip(text: string): string {
-  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
-}
 
 // ---- the carrier codec the media node's channel uses ------------------------------------------------------
 

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { MULAW_8K, type AudioFormat } from '../audio/format';
 import { base64DecodedLength, decodeBase64Into, encodeBase64 } from './base64';
 import type { CarrierCodec, CarrierEvent } from './carrier';
-import { ProtocolError, describeZodIssues, type ProtocolErrorCode } from './protocol-error';
+import { ProtocolError, clipForLog, protocolErrorsFor } from './protocol-error';
 
 /**
  * Exotel's Voicebot applet (bidirectional AgentStream), as a pure codec: JSON text frames in, typed events
@@ -18,6 +18,8 @@ import { ProtocolError, describeZodIssues, type ProtocolErrorCode } from './prot
  */
 
 const PROTOCOL = 'exotel-stream';
+const { error: protocolError, invalid } = protocolErrorsFor(PROTOCOL);
+const clip = clipForLog;
 
 /** PCM16 at 8 kHz: Exotel's documented default when `media_format` says nothing. */
 export const EXOTEL_DEFAULT_FORMAT: AudioFormat = Object.freeze({ encoding: 'pcm16', sampleRateHz: 8000 });
@@ -231,19 +233,8 @@ function decodePayload(text: string, event: string): Uint8Array | ProtocolError 
   return protocolError('bad-base64', `the ${event} payload is not valid base64 (${text.length} characters)`, event, ['media.payload: not base64']);
 }
 
-function invalid(event: string, error: z.ZodError): ProtocolError {
-  const issues = describeZodIssues(error);
-  return protocolError('invalid-message', `malformed "${event}" frame: ${issues.join('; ')}`, event, issues);
-}
 
-function protocolError(code: ProtocolErrorCode, message: string, event?: string, issues?: readonly string[]): ProtocolError {
-  return new ProtocolError(PROTOCOL, code, message, event, issues);
-}
 
-/** Event names and encodings go into log lines: keep an attacker-sized one short. */
-function clip(text: string): string {
-  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
-}
 
 // ---- encoding: server → Exotel ----------------------------------------------------------------------------
 

@@ -46,3 +46,22 @@ export function describeZodIssues(error: z.ZodError): string[] {
     return `${issue.path.length ? issue.path.join('.') : '(root)'}: ${message}`;
   });
 }
+
+/**
+ * The error constructors of one carrier codec: `error` for a code and message, `invalid` for a message that
+ * failed its schema (`noun`: how the protocol calls one message, e.g. "frame").
+ */
+export function protocolErrorsFor(protocol: string, noun = 'frame') {
+  const error = (code: ProtocolErrorCode, message: string, event?: string, issues?: readonly string[]): ProtocolError =>
+    new ProtocolError(protocol, code, message, event, issues);
+  const invalid = (event: string, zodError: z.ZodError): ProtocolError => {
+    const issues = describeZodIssues(zodError);
+    return error('invalid-message', `malformed "${event}" ${noun}: ${issues.join('; ')}`, event, issues);
+  };
+  return { error, invalid };
+}
+
+/** Names and values from the wire go into log lines: an attacker-sized one is cut short. */
+export function clipForLog(text: string, max = 40): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}

@@ -2,8 +2,7 @@ import { z } from 'zod';
 import { MULAW_8K } from '../audio/format';
 import { base64DecodedLength, decodeBase64Into, encodeBase64 } from './base64';
 import type { CarrierCodec, CarrierEvent } from './carrier';
-import { ProtocolError, describeZodIssues } from './protocol-error';
-import type { ProtocolErrorCode } from './protocol-error';
+import { ProtocolError, clipForLog, protocolErrorsFor } from './protocol-error';
 
 /**
  * Twilio Media Streams (bidirectional, `<Connect><Stream>`), as a pure codec: JSON text frames in, typed
@@ -13,6 +12,8 @@ import type { ProtocolErrorCode } from './protocol-error';
  */
 
 const PROTOCOL = 'twilio-media-streams';
+const { error: protocolError, invalid } = protocolErrorsFor(PROTOCOL);
+const clip = clipForLog;
 
 export type TwilioTrack = 'inbound' | 'outbound';
 
@@ -304,14 +305,7 @@ function decodePayload(text: string, event: string, buffer: Uint8Array | undefin
   return protocolError('bad-base64', `the ${event} payload is not valid base64 (${text.length} characters)`, event, ['media.payload: not base64']);
 }
 
-function invalid(event: string, error: z.ZodError): ProtocolError {
-  const issues = describeZodIssues(error);
-  return protocolError('invalid-message', `malformed "${event}" frame: ${issues.join('; ')}`, event, issues);
-}
 
-function protocolError(code: ProtocolErrorCode, message: string, event?: string, issues?: readonly string[]): ProtocolError {
-  return new ProtocolError(PROTOCOL, code, message, event, issues);
-}
 
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
@@ -319,10 +313,6 @@ function describe(value: unknown): string {
   return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }
 
-/** Event names go into log lines: keep an attacker-sized one short. */
-function clip(text: string): string {
-  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
-}
 
 // ---- encoding: server → Twilio (hot path) -----------------------------------------------------------------
 

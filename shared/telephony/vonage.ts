@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { bytesPerFrame, type AudioFormat } from '../audio/format';
 import type { CarrierCodec, CarrierEvent } from './carrier';
-import { ProtocolError, describeZodIssues, type ProtocolErrorCode } from './protocol-error';
+import type { ProtocolError} from './protocol-error';
+import { clipForLog, protocolErrorsFor } from './protocol-error';
 
 /**
  * The Vonage Voice API WebSocket (`connect` to a `websocket` endpoint), as a pure codec (telephony reference
@@ -14,6 +15,8 @@ import { ProtocolError, describeZodIssues, type ProtocolErrorCode } from './prot
  */
 
 const PROTOCOL = 'vonage-websocket';
+const { error: protocolError, invalid } = protocolErrorsFor(PROTOCOL, 'message');
+const clip = clipForLog;
 
 /** The L16 rates an NCCO may ask for: 8 and 16 kHz are documented; 24 kHz is accepted by current Vonage [unconfirmed]. */
 export const VONAGE_SAMPLE_RATES = [8000, 16000, 24000] as const;
@@ -203,16 +206,5 @@ export function createVonageCarrierCodec(defaultRate: VonageSampleRate = VONAGE_
 
 // ---- helpers ----------------------------------------------------------------------------------------------
 
-function invalid(event: string, error: z.ZodError): ProtocolError {
-  const issues = describeZodIssues(error);
-  return protocolError('invalid-message', `malformed "${event}" message: ${issues.join('; ')}`, event, issues);
-}
 
-function protocolError(code: ProtocolErrorCode, message: string, event?: string, issues?: readonly string[]): ProtocolError {
-  return new ProtocolError(PROTOCOL, code, message, event, issues);
-}
 
-/** Event names and content types go into log lines: keep an attacker-sized one short. */
-function clip(text: string): string {
-  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
-}
