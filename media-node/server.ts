@@ -197,8 +197,9 @@ export async function startMediaServer(options: MediaServerOptions) {
     log,
     onProtocolError: () => metrics.malformedFrame('web'),
     async holdCall(context, finished) {
-      calls.set(context.id, finished);
+      // The lease first: a cache failure here must not leave a slot held by a call that never ran.
       if (env.PROJECT_CALL_LIMIT > 0) await counters.acquire(context.projectId, context.id, env.PROJECT_CALL_LIMIT);
+      calls.set(context.id, finished);
       return () => {
         calls.delete(context.id);
         if (env.PROJECT_CALL_LIMIT > 0) void counters.release(context.projectId, context.id).catch(() => false);
@@ -305,9 +306,10 @@ export async function startMediaServer(options: MediaServerOptions) {
     await node.stores.callContexts
       .updateStatus(contextId, { callStatus: 'in-progress' }, { status: 'claimed', callStatus: ['queued', 'ringing'] })
       .catch((error: unknown) => log('warn', 'call status not recorded', { contextId, error: String(error) }));
-    if (env.PROJECT_CALL_LIMIT > 0) await counters.acquire(context.projectId, contextId, env.PROJECT_CALL_LIMIT);
     let finished: Promise<string>;
     try {
+      // Inside the try: a cache failure fails this call cleanly (1011, context failed) instead of leaving it claimed.
+      if (env.PROJECT_CALL_LIMIT > 0) await counters.acquire(context.projectId, contextId, env.PROJECT_CALL_LIMIT);
       // A greeting still being synthesised is waited for briefly; past that the call starts and speaks it live
       // (the caller must not sit in silence behind a slow TTS).
       const warming = prewarmed.get(contextId);
@@ -325,8 +327,8 @@ export async function startMediaServer(options: MediaServerOptions) {
     } catch (error) {
       log('error', 'call could not start', { contextId, error: (error as Error).message });
       link.close(1011, 'call could not start');
-      await node.stores.callContexts.updateStatus(contextId, { status: 'failed', failureReason: (error as Error).message }, 'claimed');
-      if (env.PROJECT_CALL_LIMIT > 0) await counters.release(context.projectId, contextId);
+      await node.stores.callContexts.updateStatus(contextId, { status: 'failed', failureReason: (error as Error).message }, 'claimed').catch(() => undefined);
+      if (env.PROJECT_CALL_LIMIT > 0) await counters.release(context.projectId, contextId).catch(() => false);
       return;
     }
     // The map holds the whole call including its bookkeeping and is emptied before that promise settles:

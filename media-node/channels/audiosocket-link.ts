@@ -61,6 +61,8 @@ export function createAudioSocketLink(socket: Socket, options: AudioSocketLinkOp
   }
 
   socket.on('data', (chunk: Buffer) => {
+    // After our hang-up nothing more is read (the peer must not fill memory while the socket winds down).
+    if (ended) return;
     const result = options.splitter.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     pending.push(...result.frames);
     if (!result.ok) {
@@ -74,12 +76,15 @@ export function createAudioSocketLink(socket: Socket, options: AudioSocketLinkOp
   socket.on('error', () => {
     transportError = true;
   });
+  /** How the connection ended, once it has (a listener added later still hears it). */
+  let closedWith: boolean | undefined;
   socket.on('close', (hadError) => {
     ended = true;
     stopPacing();
+    closedWith = hadError || transportError;
     if (closedNotified) return;
     closedNotified = true;
-    for (const listener of closeListeners) listener(hadError || transportError);
+    for (const listener of closeListeners) listener(closedWith);
   });
 
   function pump(): void {
@@ -130,8 +135,12 @@ export function createAudioSocketLink(socket: Socket, options: AudioSocketLinkOp
     },
     onClose(listener) {
       closeListeners.push(listener);
-      // The connection was gone before the link existed (its close event is not coming again).
-      if (socket.destroyed && !closedNotified) {
+      // The connection ended before this listener came (while the call was being claimed, or before the link
+      // existed): its close event is not coming again, so the listener hears it now.
+      if (closedWith !== undefined) {
+        const how = closedWith;
+        queueMicrotask(() => listener(how));
+      } else if (socket.destroyed && !closedNotified) {
         closedNotified = true;
         ended = true;
         queueMicrotask(() => listener(transportError));

@@ -44,6 +44,10 @@ const FORMAT_WAIT_MS = 500;
 const DEFAULT_RATE_HZ = 8000;
 /** Frames read while waiting for the first audio frame (DTMF, say); beyond it reading stops until the call starts. */
 const MAX_HANDSHAKE_FRAMES = 64;
+/** And at most this many bytes of them (64 frames may declare 16 KiB each). */
+const MAX_HANDSHAKE_BYTES = 64 * 1024;
+/** Connections still in their handshake (no claimed call yet); more are refused at once, so a flood cannot hold memory. */
+const MAX_PENDING_HANDSHAKES = 256;
 
 /**
  * The AudioSocket TCP listener (`AUDIOSOCKET_PORT`, default 4573). Per connection: read the UUID frame (the
@@ -55,7 +59,13 @@ const MAX_HANDSHAKE_FRAMES = 64;
 export async function startAudioSocketServer(options: AudioSocketServerOptions) {
   const log = options.log ?? (() => undefined);
   const sockets = new Set<Socket>();
+  let handshaking = 0;
   const server: Server = createServer({ noDelay: true }, (socket) => {
+    if (handshaking >= MAX_PENDING_HANDSHAKES) {
+      log('warn', 'AudioSocket connection refused: too many connections in their handshake', { remote: socket.remoteAddress });
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', (error) => log('debug', 'AudioSocket connection error', { error: error.message }));
@@ -67,7 +77,13 @@ export async function startAudioSocketServer(options: AudioSocketServerOptions) 
 
   async function accept(socket: Socket): Promise<void> {
     const splitter = createAudioSocketSplitter();
-    const handshake = await readHandshake(socket, splitter, options.uuidTimeoutMs ?? UUID_TIMEOUT_MS, options.formatWaitMs ?? FORMAT_WAIT_MS);
+    handshaking++;
+    let handshake: Awaited<ReturnType<typeof readHandshake>>;
+    try {
+      handshake = await readHandshake(socket, splitter, options.uuidTimeoutMs ?? UUID_TIMEOUT_MS, options.formatWaitMs ?? FORMAT_WAIT_MS);
+    } finally {
+      handshaking--;
+    }
     if ('refusal' in handshake) {
       if (handshake.protocolError) options.onProtocolError?.(handshake.protocolError.code, handshake.protocolError.message);
       log('warn', 'AudioSocket connection refused', { reason: handshake.refusal, remote: socket.remoteAddress });
@@ -141,6 +157,7 @@ type Handshake =
 function readHandshake(socket: Socket, splitter: AudioSocketSplitter, uuidTimeoutMs: number, formatWaitMs: number): Promise<Handshake> {
   return new Promise<Handshake>((resolve) => {
     const frames: Uint8Array[] = [];
+    let bytes = 0;
     let contextId: string | undefined;
     let timer = setTimeout(() => finish({ refusal: `no UUID frame within ${uuidTimeoutMs} ms` }), uuidTimeoutMs);
 
@@ -173,10 +190,19 @@ function readHandshake(socket: Socket, splitter: AudioSocketSplitter, uuidTimeou
           continue;
         }
         frames.push(frame);
+        bytes += frame.byteLength;
         const rate = AUDIOSOCKET_RATES.get(frame[0]!);
-        if (rate !== undefined) return finish({ contextId, frames, sampleRateHz: rate, sawAudio: true });
+        // The rest of this read is kept too: it may hold the caller's hang-up.
+        const keepRest = () => frames.push(...result.frames.slice(result.frames.indexOf(frame) + 1));
+        if (rate !== undefined) {
+          keepRest();
+          return finish({ contextId, frames, sampleRateHz: rate, sawAudio: true });
+        }
         if (frame[0] === AUDIOSOCKET_KIND.hangup) return finish(withDefaultRate()); // the call loop sees the hang-up
-        if (frames.length >= MAX_HANDSHAKE_FRAMES) return finish(withDefaultRate());
+        if (frames.length >= MAX_HANDSHAKE_FRAMES || bytes >= MAX_HANDSHAKE_BYTES) {
+          keepRest();
+          return finish(withDefaultRate());
+        }
       }
       if (!result.ok) finish({ refusal: result.error.message, protocolError: { code: result.error.code, message: result.error.message } });
     }

@@ -51,6 +51,8 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
   };
 
   function dispatch(event: CarrierEvent): void {
+    // The call is over for this channel (a stop, a close): later frames are ignored, never decoded into audio.
+    if (closed) return;
     if (!handlers) {
       // Bounded (2 s of audio): beyond it the oldest caller audio goes, counted, so a slow start cannot grow memory.
       if (early.length >= MAX_EARLY_EVENTS) {
@@ -88,6 +90,16 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
   }
 
   link.onMessage((message) => {
+    try {
+      receive(message);
+    } catch (error) {
+      // A frame must never take the process down: whatever it broke is counted like a malformed frame.
+      stats.protocolErrors++;
+      options.onProtocolError?.('frame-failed', error instanceof Error ? error.message : String(error));
+    }
+  });
+
+  function receive(message: string | Uint8Array): void {
     const event = codec.decode(message);
     if (event.type === 'protocolError') {
       stats.protocolErrors++;
@@ -109,7 +121,7 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
       return;
     }
     dispatch(event);
-  });
+  }
   link.onClose((error) => finish(error ? 'carrier-error' : 'carrier-closed'));
 
   function send(payload: string | Uint8Array | undefined): void {

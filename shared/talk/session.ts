@@ -221,6 +221,8 @@ export function createTalkSession(deps: TalkSessionDeps) {
         return false;
       }
       void communication.ended.then((reason) => onEnded(reason));
+      // The client dropped while the engine was starting: the resume window runs from now.
+      if (!current) armWindow();
       log('info', 'talk call started', { contextId: deps.contextId, input: `${input.encoding}/${input.sampleRateHz}`, output: `${output.encoding}/${output.sampleRateHz}` });
       return true;
     } finally {
@@ -249,6 +251,8 @@ export function createTalkSession(deps: TalkSessionDeps) {
       } catch {
         // Already gone.
       }
+      // From here the call has no client: should this resume fail, the window still ends it.
+      armWindow();
       await deps.contexts.detach(deps.contextId);
     }
     // A client back within milliseconds of its drop can overtake the detach recorded for it.
@@ -256,7 +260,7 @@ export function createTalkSession(deps: TalkSessionDeps) {
     const result = await deps.contexts.resume(deps.contextId, init.resumeToken);
     if (result.outcome !== 'resumed') {
       const why = result.outcome === 'refused' ? result.reason : result.outcome;
-      refuse(transport, MEDIA_CLOSE_CODES.badResumeToken, 'RESUME_REFUSED', `the call cannot be resumed: ${why}`);
+      refuse(transport, mediaCloseCode(result) ?? MEDIA_CLOSE_CODES.badResumeToken, 'RESUME_REFUSED', `the call cannot be resumed: ${why}`);
       return false;
     }
     if (windowTimer !== undefined) deps.clock.clearTimeout(windowTimer);
@@ -286,7 +290,8 @@ export function createTalkSession(deps: TalkSessionDeps) {
 
   function handle(transport: TalkTransport, request: AssistantTalkRequest): void {
     const live = call;
-    if (!live || transport !== current) return;
+    // Until the engine has started there is nothing to hand a message to (a resumed client can be that quick).
+    if (!live?.communication || transport !== current) return;
     const r = request.request;
     switch (r.case) {
       case 'initialization':
@@ -423,9 +428,16 @@ export function createTalkSession(deps: TalkSessionDeps) {
     call.channel.detach();
     detaching = deps.contexts.detach(deps.contextId).catch((error: unknown) => log('warn', 'talk detach not recorded', { contextId: deps.contextId, error: String(error) }));
     log('info', 'talk client dropped; waiting for it to re-attach', { contextId: deps.contextId, windowMs: resumeWindowMs });
+    armWindow();
+  }
+
+  /** The call waits `resumeWindowMs` for a client; then it ends (a running timer is kept, not extended). */
+  function armWindow(): void {
+    if (windowTimer !== undefined) return;
     windowTimer = deps.clock.setTimeout(() => {
       windowTimer = undefined;
-      if (!current && call && !over) void call.communication.end('resume-window-lapsed');
+      // `communication` is unset while the engine is still starting: the window is armed again once it has.
+      if (!current && call && !over) void call.communication?.end('resume-window-lapsed');
     }, resumeWindowMs);
   }
 

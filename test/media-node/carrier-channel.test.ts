@@ -49,4 +49,23 @@ describe('carrier channel', () => {
     expect(carrier.stats.droppedEarly).toBe(50);
     expect(frames).toBe(100); // each 20 ms μ-law message becomes one 20 ms pipeline frame
   });
+  it('frames after the caller hung up are ignored (no audio decoded, nothing thrown out of the socket handler)', async () => {
+    const { resamplers } = await audioRuntime();
+    const socket = fakeSocket();
+    const carrier = createCarrierChannel({ id: 'ctx', codec: twilioCarrierCodec, link: wsCarrierLink(socket as unknown as WebSocket), resamplers });
+    socket.emit('message', message({ event: 'start', sequenceNumber: '1', streamSid: STREAM_SID, start: { streamSid: STREAM_SID, callSid: CALL_SID, accountSid: `AC${'3'.repeat(32)}`, tracks: ['inbound'], customParameters: {}, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }), false);
+    await carrier.started;
+    let frames = 0;
+    const closes: string[] = [];
+    carrier.channel.start({ onAudio: () => frames++, onDtmf: () => undefined, onMark: () => undefined, onClose: (reason) => closes.push(reason) });
+    const payload = Buffer.alloc(160, 0xff).toString('base64');
+    const media = (n: number) => message({ event: 'media', sequenceNumber: String(n), streamSid: STREAM_SID, media: { track: 'inbound', chunk: String(n), timestamp: String(n * 20), payload } });
+    socket.emit('message', media(2), false);
+    expect(frames).toBe(1);
+    socket.emit('message', message({ event: 'stop', sequenceNumber: '3', streamSid: STREAM_SID, stop: { callSid: CALL_SID } }), false);
+    expect(closes).toEqual(['caller-hangup']);
+    // Before the fix this threw AUDIO_CONVERTER_DESTROYED out of the socket's message handler (a process crash).
+    expect(() => socket.emit('message', media(4), false)).not.toThrow();
+    expect(frames).toBe(1);
+  });
 });

@@ -528,6 +528,23 @@ describe.each(sqlBackends())('talk session on $name', (backend) => {
       expect(late.closes.map((x) => x.code)).toEqual([4410]);
     });
 
+    it('a resume that replaced the live socket but was then refused leaves the window running: the call still ends', async () => {
+      const refusing: TalkSessionDeps['contexts'] = {
+        ...store,
+        resume: async (_id, _token) => {
+          const context = (await store.get(call.ctx.id))!;
+          return { outcome: 'refused', reason: 'window-closed', context };
+        },
+      };
+      const call = await liveCall({}, { contexts: refusing });
+      const second = await call.open(init({ resumeToken: call.token }));
+      expect(call.first.closes.map((x) => x.code)).toEqual([4409]);
+      expect(second.closes.map((x) => x.code)).toEqual([4401]);
+      expect(call.engine.state.ends).toEqual([]);
+      await call.clock.advance(30_000);
+      expect(call.engine.state.ends).toEqual(['resume-window-lapsed']);
+    });
+
     it('a client that reconnects before the detach of its old socket is written still resumes', async () => {
       // `disconnected` starts the store's detach without waiting; a client back before it is written must not be refused.
       const order: string[] = [];
