@@ -1,6 +1,7 @@
 import type { CallStatus } from '../contracts/call-status';
 import { ProviderError, type ErrorKind } from '../contracts/errors';
 import { encodeBase64 } from './base64';
+import { DEFAULT_REST_TIMEOUT_MS, restRequest } from './rest-request';
 import { normaliseExotelCallStatus } from './exotel-webhooks';
 
 /**
@@ -18,7 +19,7 @@ import { normaliseExotelCallStatus } from './exotel-webhooks';
  */
 
 export const EXOTEL_API_BASE_URL = 'https://api.exotel.com';
-const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = DEFAULT_REST_TIMEOUT_MS;
 
 export class ExotelApiError extends ProviderError {
   constructor(
@@ -87,36 +88,20 @@ export async function createExotelCall(options: CreateExotelCallOptions): Promis
     },
     body: form.toString(),
   };
-  const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, timeoutMs);
-  init.signal = controller.signal;
   const what = 'create the call';
-  try {
-    let response: Response;
-    let text: string;
-    try {
-      response = options.fetch ? await options.fetch(url, init) : await fetch(url, init);
-      text = await response.text();
-    } catch (error) {
-      if (timedOut) throw new ExotelApiError('EXOTEL_TIMEOUT', `Exotel did not answer within ${timeoutMs} ms (${what}); it may still have placed the call`, true, 'timeout', undefined, { cause: error });
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new ExotelApiError('EXOTEL_NETWORK', `could not reach Exotel at ${base} to ${what} (${reason}); try again`, true, 'unavailable', undefined, { cause: error });
-    }
-    const body = parseJson(text);
-    if (!response.ok) throw errorFor(response.status, body, options.accountSid);
-    const call = (typeof body === 'object' && body !== null ? (body as { Call?: unknown }).Call : undefined) as Record<string, unknown> | undefined;
-    const sid = call?.Sid;
-    if (typeof sid !== 'string' || sid.length === 0) throw new ExotelApiError('EXOTEL_BAD_RESPONSE', `Exotel answered ${response.status} to ${what} without a Call.Sid`, false, 'protocol', response.status);
-    const status = typeof call!.Status === 'string' ? normaliseExotelCallStatus(call!.Status) : undefined;
-    return { callSid: sid, status: status ?? 'queued', raw: body as Record<string, unknown> };
-  } finally {
-    clearTimeout(timer);
+  const sent = await restRequest({ url, init, ...(options.fetch ? { fetch: options.fetch } : {}), timeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS });
+  if (!sent.ok) {
+    if (sent.failure === 'timeout') throw new ExotelApiError('EXOTEL_TIMEOUT', `Exotel did not answer within ${sent.timeoutMs} ms (${what}); it may still have placed the call`, true, 'timeout', undefined, { cause: sent.cause });
+    throw new ExotelApiError('EXOTEL_NETWORK', `could not reach Exotel at ${base} to ${what} (${sent.reason}); try again`, true, 'unavailable', undefined, { cause: sent.cause });
   }
+  const { response } = sent;
+  const body = parseJson(sent.text);
+  if (!response.ok) throw errorFor(response.status, body, options.accountSid);
+  const call = (typeof body === 'object' && body !== null ? (body as { Call?: unknown }).Call : undefined) as Record<string, unknown> | undefined;
+  const sid = call?.Sid;
+  if (typeof sid !== 'string' || sid.length === 0) throw new ExotelApiError('EXOTEL_BAD_RESPONSE', `Exotel answered ${response.status} to ${what} without a Call.Sid`, false, 'protocol', response.status);
+  const status = typeof call!.Status === 'string' ? normaliseExotelCallStatus(call!.Status) : undefined;
+  return { callSid: sid, status: status ?? 'queued', raw: body as Record<string, unknown> };
 }
 
 function errorFor(status: number, body: unknown, accountSid: string): ExotelApiError {

@@ -2,6 +2,7 @@ import type { CallStatus } from '../contracts/call-status';
 import { ProviderError } from '../contracts/errors';
 import type { ErrorKind } from '../contracts/errors';
 import { encodeBase64 } from './base64';
+import { DEFAULT_REST_TIMEOUT_MS, restRequest } from './rest-request';
 import { escapeXml } from './twiml';
 import { normaliseTwilioCallStatus } from './twilio-webhooks';
 
@@ -20,7 +21,7 @@ import { normaliseTwilioCallStatus } from './twilio-webhooks';
  */
 
 export const TWILIO_API_BASE_URL = 'https://api.twilio.com';
-const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = DEFAULT_REST_TIMEOUT_MS;
 
 export type TwilioStatusCallbackEvent = 'initiated' | 'ringing' | 'answered' | 'completed';
 export const ALL_TWILIO_STATUS_CALLBACK_EVENTS: readonly TwilioStatusCallbackEvent[] = ['initiated', 'ringing', 'answered', 'completed'];
@@ -162,40 +163,19 @@ async function twilioPost(options: TwilioRestOptions, resource: string, form: UR
     body: form.toString(),
   };
 
-  const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, timeoutMs);
-  const onAbort = () => controller.abort();
-  if (options.signal?.aborted) controller.abort();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  init.signal = controller.signal;
-
-  try {
-    let response: Response;
-    let text: string;
-    try {
-      response = options.fetch ? await options.fetch(url, init) : await fetch(url, init);
-      text = await response.text();
-    } catch (error) {
-      if (timedOut) throw new TwilioApiError('TWILIO_TIMEOUT', `Twilio did not answer within ${timeoutMs} ms (${what}); try again`, true, 'timeout', undefined, undefined, undefined, { cause: error });
-      if (options.signal?.aborted) throw new TwilioApiError('TWILIO_ABORTED', `the request to ${what} was cancelled`, false, 'internal', undefined, undefined, undefined, { cause: error });
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new TwilioApiError('TWILIO_NETWORK', `could not reach Twilio at ${base} to ${what} (${reason}); try again`, true, 'unavailable', undefined, undefined, undefined, { cause: error });
-    }
-    const body = parseJson(text);
-    if (response.ok) {
-      if (body === undefined) throw new TwilioApiError('TWILIO_BAD_RESPONSE', `Twilio answered ${response.status} to ${what} without a JSON body`, false, 'protocol', response.status);
-      return body;
-    }
-    throw errorFor(response.status, body, what, options);
-  } finally {
-    clearTimeout(timer);
-    options.signal?.removeEventListener('abort', onAbort);
+  const sent = await restRequest({ url, init, ...(options.fetch ? { fetch: options.fetch } : {}), timeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, ...(options.signal ? { signal: options.signal } : {}) });
+  if (!sent.ok) {
+    const cause = { cause: sent.cause };
+    if (sent.failure === 'timeout') throw new TwilioApiError('TWILIO_TIMEOUT', `Twilio did not answer within ${sent.timeoutMs} ms (${what}); try again`, true, 'timeout', undefined, undefined, undefined, cause);
+    if (sent.failure === 'aborted') throw new TwilioApiError('TWILIO_ABORTED', `the request to ${what} was cancelled`, false, 'internal', undefined, undefined, undefined, cause);
+    throw new TwilioApiError('TWILIO_NETWORK', `could not reach Twilio at ${base} to ${what} (${sent.reason}); try again`, true, 'unavailable', undefined, undefined, undefined, cause);
   }
+  const body = parseJson(sent.text);
+  if (sent.response.ok) {
+    if (body === undefined) throw new TwilioApiError('TWILIO_BAD_RESPONSE', `Twilio answered ${sent.response.status} to ${what} without a JSON body`, false, 'protocol', sent.response.status);
+    return body;
+  }
+  throw errorFor(sent.response.status, body, what, options);
 }
 
 function errorFor(status: number, body: unknown, what: string, options: TwilioRestOptions): TwilioApiError {

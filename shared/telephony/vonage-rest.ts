@@ -1,5 +1,6 @@
 import type { CallStatus } from '../contracts/call-status';
 import { ProviderError, type ErrorKind } from '../contracts/errors';
+import { DEFAULT_REST_TIMEOUT_MS, restRequest } from './rest-request';
 import { createVonageApplicationJwt, VonageKeyError } from './vonage-jwt';
 import { normaliseVonageCallStatus } from './vonage-webhooks';
 
@@ -14,7 +15,7 @@ import { normaliseVonageCallStatus } from './vonage-webhooks';
  */
 
 export const VONAGE_API_BASE_URL = 'https://api.nexmo.com';
-const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = DEFAULT_REST_TIMEOUT_MS;
 
 export class VonageApiError extends ProviderError {
   constructor(
@@ -108,34 +109,19 @@ async function vonageRequest(options: VonageRequestOptions, method: string, path
     throw error;
   }
   const base = (options.apiBaseUrl ?? VONAGE_API_BASE_URL).replace(/\/+$/, '');
-  const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, timeoutMs);
-  let response: Response;
-  let text: string;
-  try {
-    const init: RequestInit = {
-      method,
-      headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify(body),
-      signal: controller.signal,
-    };
-    response = options.fetch ? await options.fetch(`${base}${path}`, init) : await fetch(`${base}${path}`, init);
-    text = await response.text();
-  } catch (error) {
-    if (timedOut) throw new VonageApiError('VONAGE_TIMEOUT', `Vonage did not answer within ${timeoutMs} ms (${what}); try again`, true, 'timeout', undefined, { cause: error });
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new VonageApiError('VONAGE_NETWORK', `could not reach Vonage at ${base} to ${what} (${reason}); try again`, true, 'unavailable', undefined, { cause: error });
-  } finally {
-    clearTimeout(timer);
+  const init: RequestInit = {
+    method,
+    headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(body),
+  };
+  const sent = await restRequest({ url: `${base}${path}`, init, ...(options.fetch ? { fetch: options.fetch } : {}), timeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS });
+  if (!sent.ok) {
+    if (sent.failure === 'timeout') throw new VonageApiError('VONAGE_TIMEOUT', `Vonage did not answer within ${sent.timeoutMs} ms (${what}); try again`, true, 'timeout', undefined, { cause: sent.cause });
+    throw new VonageApiError('VONAGE_NETWORK', `could not reach Vonage at ${base} to ${what} (${sent.reason}); try again`, true, 'unavailable', undefined, { cause: sent.cause });
   }
-  const json = parseJson(text);
-  if (!response.ok) throw errorFor(response.status, json, what);
-  return { status: response.status, json };
+  const json = parseJson(sent.text);
+  if (!sent.response.ok) throw errorFor(sent.response.status, json, what);
+  return { status: sent.response.status, json };
 }
 
 function errorFor(status: number, body: Record<string, unknown> | undefined, what: string): VonageApiError {
