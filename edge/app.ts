@@ -9,6 +9,7 @@ import type { CredentialStore } from '../shared/store/credentials';
 import type { KnowledgeWriter } from '../shared/knowledge/ingest';
 import type { KnowledgeStore } from '../shared/store/knowledge';
 import type { Principal, ProjectStore } from '../shared/store/projects';
+import type { SipRoutingStore } from '../shared/store/sip-routing';
 import { authenticate } from './auth';
 import { errorResponse, handleError, silentLogger, type AppLogger } from './errors';
 import { assistantRoutes } from './routes/assistants';
@@ -17,6 +18,7 @@ import { credentialRoutes } from './routes/credentials';
 import { healthRoutes } from './routes/health';
 import { knowledgeRoutes } from './routes/knowledge';
 import { projectRoutes } from './routes/projects';
+import { sipRoutes } from './routes/sip';
 
 /**
  * The HTTP app: Hono on web-standard Request/Response only, so the same app runs in the Cloudflare Worker
@@ -44,6 +46,7 @@ import { projectRoutes } from './routes/projects';
  *   GET  /v1/conversations?assistantId=&limit=&before=   newest first; `nextBefore` pages on
  *   POST /v1/knowledge-bases, GET /v1/knowledge-bases[/:id], POST /v1/knowledge-bases/:id/documents,
  *   DELETE /v1/knowledge-bases/:id/documents/:docId     (edge/routes/knowledge.ts)
+ *   PUT|GET /v1/assistants/:id/numbers, PUT|GET|DELETE /v1/sip/trunks[/:name]   (edge/routes/sip.ts)
  *
  * Errors: `{ "error": { "code", "message", ... } }` (edge/errors.ts). Auth: edge/auth.ts. Call creation and
  * the telephony webhooks (`POST /v1/calls`, `/v1/talk/...`) come in as `extraRoutes`.
@@ -57,6 +60,8 @@ export interface AppStores {
   readonly credentials: CredentialStore;
   /** Knowledge bases (`/v1/knowledge-bases`, edge/routes/knowledge.ts); absent: those routes are not mounted. */
   readonly knowledge?: KnowledgeStore;
+  /** SIP numbers and trunks (edge/routes/sip.ts); absent: those routes are not mounted. */
+  readonly sip?: SipRoutingStore;
 }
 
 export interface AppDeps {
@@ -132,6 +137,7 @@ export function createApp(deps: AppDeps, options: AppOptions = {}): Hono<AppEnv>
   app.route('/v1/credentials', credentialRoutes(resolved));
   app.route('/v1/conversations', conversationRoutes(resolved));
   if (deps.stores.knowledge) app.route('/v1/knowledge-bases', knowledgeRoutes(resolved, deps.stores.knowledge));
+  if (deps.stores.sip) app.route('/v1', sipRoutes(resolved, deps.stores.sip));
   for (const extra of options.extraRoutes ?? []) app.route(extra.path, extra.routes);
 
   app.notFound((c) => errorResponse(c, 404, 'NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`));

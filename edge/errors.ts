@@ -70,6 +70,10 @@ const STORE_STATUS: Record<StoreErrorCode, ContentfulStatusCode> = {
   // The server's SECRET_KEY does not open what is stored: an operator problem, not the client's.
   CREDENTIALS_KEY_MISMATCH: 500,
   CREDENTIALS_CORRUPT: 500,
+  NUMBER_TAKEN: 409,
+  TRUNK_IN_USE: 409,
+  TRUNK_NOT_FOUND: 404,
+  ASSISTANT_UNKNOWN: 404,
 };
 
 /** The text after "CODE: " (the shared error classes prefix their message with their code). */

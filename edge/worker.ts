@@ -6,6 +6,7 @@ import { createCredentialStore } from '../shared/store/credentials';
 import { createProjectStore } from '../shared/store/projects';
 import { isUuid } from '../shared/store/rows';
 import { createSecretBox, type SecretBox } from '../shared/store/secret-box';
+import { createSipRoutingStore } from '../shared/store/sip-routing';
 import { createApp, type AppStores } from './app';
 import { createUpstashClient, UpstashCache } from './cache/upstash';
 import { createEdgeSqlClient } from './db';
@@ -110,6 +111,7 @@ async function handleWithApp(request: CfRequest, config: EdgeConfig, ctx: Worker
     conversations: createConversationStore(db),
     callContexts: createCallContextStore(db),
     credentials: createCredentialStore(db, await secretBoxFor(config.secretKey)),
+    sip: createSipRoutingStore(db),
   };
   const region = typeof request.cf?.region === 'string' && request.cf.region ? request.cf.region : undefined;
   // Checks that need a provider registry (checkCallable) and node capacity (admitCall) happen on the chosen

@@ -9,6 +9,7 @@ import { createCredentialStore, type CredentialStore } from '../shared/store/cre
 import { createKnowledgeStore, type KnowledgeStore } from '../shared/store/knowledge';
 import { createProjectStore, type ProjectStore } from '../shared/store/projects';
 import { createSecretBox } from '../shared/store/secret-box';
+import { createSipRoutingStore, type SipRoutingStore } from '../shared/store/sip-routing';
 import type { SqlClient } from '../shared/store/sql';
 import { createBatchedWriter, type BatchedWriter, type JournalRecord } from '../shared/store/writer';
 import { openCache } from './cache/open';
@@ -32,6 +33,7 @@ export interface NodeRuntime {
     readonly callContexts: CallContextStore;
     readonly credentials: CredentialStore;
     readonly knowledge: KnowledgeStore;
+    readonly sip: SipRoutingStore;
   };
   /** The OpenSearch mirror of the knowledge bases (OPENSEARCH_URL), searched instead of the database when set. */
   readonly knowledgeIndex: OpenSearchKnowledge | undefined;
@@ -78,6 +80,7 @@ export async function startNode(env: NodeEnv, log: (line: string) => void = () =
       callContexts: createCallContextStore(db),
       credentials: createCredentialStore(db, await createSecretBox(secrets.secretKey)),
       knowledge: createKnowledgeStore(db),
+      sip: createSipRoutingStore(db),
     },
     knowledgeIndex,
     writer,

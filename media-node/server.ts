@@ -10,6 +10,7 @@ import { StoreError } from '../shared/store/errors';
 import { MULAW_8K } from '../shared/audio/format';
 import type { VadFactories } from '../shared/vad/select';
 import { createApp } from '../edge/app';
+import { ApiError } from '../edge/errors';
 import { callRoutes } from '../edge/routes/calls';
 import { twilioRoutes, type TwilioRouteDeps } from '../edge/routes/twilio';
 import { vonageRoutes } from '../edge/routes/vonage';
@@ -24,12 +25,13 @@ import { createCarrierChannel } from './channels/carrier-channel';
 import { CARRIER_MEDIA, resolveCarrierMediaUrl, type CarrierMedia } from './channels/carriers';
 import { wsCarrierLink } from './channels/ws-link';
 import type { CarrierLink } from '../shared/telephony/carrier';
-import { audioSocketPort, mediaBaseUrl, publicBaseUrl } from './config/env';
+import { audioSocketPort, mediaBaseUrl, publicBaseUrl, rtpPortRange, sipPort, sipPublicIp } from './config/env';
+import { startSipServer, type SipServer, type SipServerOptions } from './sip/sip-server';
 import { startAudioSocketServer } from './channels/audiosocket-server';
 import { createHealthService } from './grpc/health';
 import { startListener, type Listener } from './listener';
 import { createNodeMetrics, type NodeMetrics } from './metrics';
-import { toolAllowList } from './tools/call-tools';
+import { toolAllowList, withTransfer } from './tools/call-tools';
 import { createAssistantTalkHandler } from './talk/grpc-talk';
 import { rawTalkServiceDefinition } from './talk/grpc-transport';
 import { createTalkHost } from './talk/talk-host';
@@ -60,6 +62,8 @@ export interface MediaServerOptions {
   readonly allowExotelApiBaseUrl?: (url: string) => boolean;
   /** How long a talk call (browser/SDK) waits for a dropped client to resume; at most the store's 30 s (tests shorten it). */
   readonly talkResumeWindowMs?: number;
+  /** SIP timers and host resolution (tests shorten T1 and pin trunk hosts). */
+  readonly sip?: Pick<SipServerOptions, 'timers' | 'resolveHost' | 'answerDelayMs'>;
 }
 
 const START_TIMEOUT_MS = 10_000;
@@ -218,8 +222,14 @@ export async function startMediaServer(options: MediaServerOptions) {
     error: (message: string, fields?: Readonly<Record<string, unknown>>) => log('error', message, fields),
   };
   const telephony = twilioRoutes(callDeps);
+  /** Set once the SIP server listens (it needs the call loop defined below). */
+  const sipCalls: { place?: SipServer['placeCall'] } = {};
   const outboundCalls = callRoutes(callDeps, {
     log: appLog,
+    placeSipCall: (call) => {
+      if (!sipCalls.place) throw new ApiError(400, 'SIP_NOT_AVAILABLE', 'SIP is off on this node (SIP_PORT=off)');
+      return sipCalls.place(call);
+    },
     ...(options.allowTwilioApiBaseUrl ? { allowApiBaseUrl: options.allowTwilioApiBaseUrl } : {}),
     ...(options.allowVonageApiBaseUrl ? { allowVonageApiBaseUrl: options.allowVonageApiBaseUrl } : {}),
     ...(options.allowExotelApiBaseUrl ? { allowExotelApiBaseUrl: options.allowExotelApiBaseUrl } : {}),
@@ -318,7 +328,8 @@ export async function startMediaServer(options: MediaServerOptions) {
       // Too slow to wait for: whatever it still opens is closed, not leaked.
       if (!warm) void warming?.then(releaseWarm);
       try {
-        const communication = await startCallSession(runtime, context, carrier.channel, { prepared: warm?.prepared, greeting: warm?.greeting, earlyStt: warm?.stt });
+        const channel = media.transfer ? withTransfer(carrier.channel, media.transfer) : carrier.channel;
+        const communication = await startCallSession(runtime, context, channel, { prepared: warm?.prepared, greeting: warm?.greeting, earlyStt: warm?.stt });
         finished = communication.ended;
       } catch (error) {
         releaseWarm(warm);
@@ -338,8 +349,8 @@ export async function startMediaServer(options: MediaServerOptions) {
         if (carrier.stats.droppedEarly > 0) log('warn', 'caller audio dropped while the call was starting', { contextId, frames: carrier.stats.droppedEarly });
         if (carrier.stats.protocolErrors > 0) log('warn', 'malformed media frames during the call', { contextId, count: carrier.stats.protocolErrors });
         // Carriers that send status callbacks (Twilio, Vonage, Exotel) finish the call status themselves; Asterisk
-        // sends none, so the end of its media is the end of the call.
-        const callStatus = media.provider === 'asterisk' ? { callStatus: 'completed' as const } : {};
+        // and SIP send none, so the end of their media is the end of the call.
+        const callStatus = media.endsWithMedia ? { callStatus: 'completed' as const } : {};
         await node.stores.callContexts.updateStatus(contextId, { status: 'completed', disconnectReason: reason, ...callStatus }, 'claimed');
       })
       .catch((error: unknown) => log('error', 'call end bookkeeping failed', { contextId, error: String(error) }))
@@ -406,6 +417,38 @@ export async function startMediaServer(options: MediaServerOptions) {
           grpcServer.forceShutdown();
           throw new ConfigError('AUDIOSOCKET_LISTEN', `cannot listen for AudioSocket on ${env.HOST}:${audioSocketAt} (${(error as Error).message}): set AUDIOSOCKET_PORT to a free port, or off`);
         });
+  // Direct SIP (UDP) and its RTP ports: the same carrier call loop, reached by an INVITE to a number.
+  const sipAt = sipPort(env);
+  const sipStores = node.stores.sip;
+  let sip: SipServer | undefined;
+  if (sipAt !== undefined && sipStores) {
+    try {
+      sip = await startSipServer({
+        host: env.HOST,
+        port: sipAt,
+        publicIp: sipPublicIp(env),
+        rtpPorts: rtpPortRange(env),
+        rtpTimeoutMs: env.SIP_RTP_TIMEOUT_MS,
+        stores: { ...node.stores, sip: sipStores },
+        nonceSecret: new TextEncoder().encode(`sip-nonce:${node.secrets.internalSecret}`),
+        admitCall: (projectId) => callDeps.admitCall!(projectId),
+        checkCallable: (call) => callDeps.checkCallable!(call),
+        prewarm: prewarmHere,
+        run: runCarrierMedia,
+        log,
+        onProtocolError: () => metrics.malformedFrame('sip'),
+        ...(options.sip?.timers ? { timers: options.sip.timers } : {}),
+        ...(options.sip?.resolveHost ? { resolveHost: options.sip.resolveHost } : {}),
+        ...(options.sip?.answerDelayMs ? { answerDelayMs: options.sip.answerDelayMs } : {}),
+      });
+    } catch (error) {
+      await Promise.all([listener.close({ drainMs: 0 }), audioSocket?.close(0)]);
+      grpcServer.forceShutdown();
+      if (error instanceof ConfigError) throw error;
+      throw new ConfigError('SIP_LISTEN', `cannot listen for SIP on ${env.HOST}:${sipAt} (${(error as Error).message}): set SIP_PORT to a free port, or off`);
+    }
+  }
+  sipCalls.place = sip?.placeCall;
   const info = () => ({ id: nodeId, url: base(), region: env.REGION, capacity: draining ? 0 : env.CAPACITY, active: calls.size, version: options.version ?? 'dev' });
   await nodeRegistry.register(info());
   const heartbeat = setInterval(() => {
@@ -417,6 +460,8 @@ export async function startMediaServer(options: MediaServerOptions) {
     port: listener.port,
     /** The AudioSocket TCP port bound (undefined when AUDIOSOCKET_PORT=off). */
     audioSocketPort: audioSocket?.port,
+    /** The SIP server (undefined when SIP_PORT=off): its UDP port, dialogs, RTP ports in use. */
+    sip,
     url: listener.url,
     publicBaseUrl: base,
     nodeId,
@@ -449,7 +494,7 @@ export async function startMediaServer(options: MediaServerOptions) {
       clearInterval(heartbeat);
       // Cut sockets would leave talk calls waiting out their resume window in a process that is going away.
       await talk.endAll('node-shutdown');
-      await Promise.all([listener.close({ drainMs: 1000 }), audioSocket?.close(1000)]);
+      await Promise.all([listener.close({ drainMs: 1000 }), audioSocket?.close(1000), sip?.close()]);
       await nodeRegistry.deregister(nodeId).catch(() => undefined);
       grpcServer.forceShutdown();
     },

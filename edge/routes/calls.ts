@@ -49,7 +49,9 @@ const PhoneNumber = z
 
 export const CreateCallBody = z.strictObject({
   assistantId: z.string().min(1).max(100),
-  provider: z.enum(['twilio', 'vonage', 'exotel'], 'one of "twilio", "vonage", "exotel"'),
+  provider: z.enum(['twilio', 'vonage', 'exotel', 'sip'], 'one of "twilio", "vonage", "exotel", "sip"'),
+  /** provider `sip`: the trunk to call through (PUT /v1/sip/trunks/:name); default the project's only outbound trunk. */
+  trunk: z.string().min(1).max(64).optional(),
   to: PhoneNumber,
   from: PhoneNumber,
   /** Fill the assistant's `{{name}}` placeholders for this call (over the assistant's own defaults). */
@@ -81,6 +83,21 @@ export interface CallRouteOptions {
   readonly allowVonageApiBaseUrl?: (url: string) => boolean;
   /** The same for an exotel credential's apiBaseUrl (default: https Exotel API hosts only). */
   readonly allowExotelApiBaseUrl?: (url: string) => boolean;
+  /**
+   * Direct SIP calls (provider `sip`): a media node's SIP server places the INVITE; absent (the edge, SIP_PORT
+   * off): such calls are refused with SIP_NOT_AVAILABLE. Throws ApiError for what the client can fix.
+   */
+  readonly placeSipCall?: (call: SipCallRequest) => Promise<{ context: CallContext; conversation: Conversation }>;
+}
+
+export interface SipCallRequest {
+  readonly projectId: string;
+  readonly assistantId: string;
+  readonly assistantVersion: number;
+  readonly to: string;
+  readonly from: string;
+  readonly trunk?: string;
+  readonly variables?: Readonly<Record<string, string>>;
 }
 
 /** https://api.twilio.com and Twilio's regional API hosts. */
@@ -131,6 +148,24 @@ export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}
       );
       return c.json(placed.body, placed.status);
     }
+    if (body.provider === 'sip') {
+      if (!options.placeSipCall) throw new ApiError(400, 'SIP_NOT_AVAILABLE', 'SIP calls are placed by a media node with SIP enabled (SIP_PORT); this host has none');
+      const pinned = { projectId, assistantId: assistant.id, assistantVersion: assistant.version };
+      const unusable = await deps.checkCallable?.(pinned);
+      if (unusable) throw new ApiError(400, 'ASSISTANT_NOT_CALLABLE', `assistant ${assistant.id} cannot take calls right now: ${unusable}`);
+      if (deps.admitCall && !(await deps.admitCall(projectId))) {
+        throw new ApiError(503, 'AT_CAPACITY', 'this node or the project is at its concurrent-call limit (or the node is draining); retry shortly', {}, { 'Retry-After': '5' });
+      }
+      const placed = await options.placeSipCall({
+        ...pinned,
+        to: body.to,
+        from: body.from,
+        ...(body.trunk !== undefined ? { trunk: body.trunk } : {}),
+        ...(body.variables ? { variables: body.variables } : {}),
+      });
+      return c.json({ callId: placed.context.id, conversationId: placed.conversation.id, providerCallId: null, status: placed.context.callStatus }, 201);
+    }
+    if (body.trunk !== undefined) throw new ApiError(400, 'INVALID_BODY', '"trunk" applies to provider "sip" only');
     if (body.provider === 'vonage') {
       return placeVonageCall(
         c,

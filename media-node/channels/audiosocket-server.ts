@@ -22,6 +22,7 @@ export const AUDIOSOCKET_MEDIA: CarrierMedia = {
   provider: 'asterisk',
   codec: () => createAudioSocketCodec(8000),
   outputFormat: slinFormat(8000),
+  endsWithMedia: true,
 };
 
 export interface AudioSocketServerOptions {

@@ -74,7 +74,7 @@ export function createCarrierChannel(options: CarrierChannelOptions) {
         handlers.onMark(event.name);
         return;
       case 'stop':
-        finish('caller-hangup');
+        finish(event.reason ?? 'caller-hangup');
         return;
       default:
         return;

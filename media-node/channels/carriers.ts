@@ -30,6 +30,10 @@ export interface CarrierMedia {
    * appended per call (the dial string's `v()` option).
    */
   readonly contextIdInQuery?: boolean;
+  /** The carrier sends no status callbacks (Asterisk, SIP): the end of the media is the end of the call. */
+  readonly endsWithMedia?: boolean;
+  /** The carrier can hand the caller over (SIP REFER): `transfer_call` uses it; a rejection is spoken as the fallback. */
+  transfer?(to: string): Promise<void>;
 }
 
 export const CARRIER_MEDIA: ReadonlyMap<string, CarrierMedia> = new Map<string, CarrierMedia>([
@@ -38,7 +42,7 @@ export const CARRIER_MEDIA: ReadonlyMap<string, CarrierMedia> = new Map<string, 
   ['vonage', { provider: 'vonage', codec: () => createVonageCarrierCodec(), outputFormat: VONAGE_L16_16K }],
   ['exotel', { provider: 'exotel', codec: createExotelCarrierCodec, outputFormat: EXOTEL_DEFAULT_FORMAT, connect: (link) => connectExotel(link) }],
   // chan_websocket: the codec MEDIA_START names (c(...) in the dial string); slin16 is what the guide recommends.
-  ['asterisk', { provider: 'asterisk', codec: createAsteriskWsCodec, outputFormat: ASTERISK_AUDIO_FORMATS.slin16!, contextIdInQuery: true }],
+  ['asterisk', { provider: 'asterisk', codec: createAsteriskWsCodec, outputFormat: ASTERISK_AUDIO_FORMATS.slin16!, contextIdInQuery: true, endsWithMedia: true }],
 ]);
 
 /** `/v1/talk/{provider}/ctx/{contextId}` (a trailing slash and query parameters allowed). */

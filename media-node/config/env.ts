@@ -42,6 +42,15 @@ export const NodeEnv = z.object({
    * is 0 (an ephemeral node, as in tests: two such nodes must not fight over 4573). Read it through `audioSocketPort`.
    */
   AUDIOSOCKET_PORT: z.union([z.literal('off'), z.coerce.number().int().min(0).max(65_535)], { error: 'must be a port number (0 = random) or off' }).optional(),
+  /** SIP over UDP (on HOST); `off` disables it. Default 5090, or a random port when PORT is 0 (tests). Read it through `sipPort`. */
+  SIP_PORT: z.union([z.literal('off'), z.coerce.number().int().min(0).max(65_535)], { error: 'must be a port number (0 = random) or off' }).optional(),
+  /** The address written in our SDP (c=, o=), Via and Contact: the node's public IP behind NAT. Default: HOST, or 127.0.0.1 when HOST is a wildcard. */
+  SIP_PUBLIC_IP: z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' }).optional(),
+  /** RTP ports for SIP calls (even ports are used, one per call; open them in the firewall). */
+  RTP_PORT_MIN: z.coerce.number().int().min(1024).max(65_534).default(10_000),
+  RTP_PORT_MAX: z.coerce.number().int().min(1024).max(65_535).default(10_199),
+  /** A SIP call with no RTP from the caller this long is over (dead peer, lost BYE); held calls are exempt. */
+  SIP_RTP_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(30_000),
   /** How this node is reached from outside (webhook signatures and media URLs derive from it). Default http://127.0.0.1:$PORT. */
   PUBLIC_BASE_URL: url(['https:', 'http:']).optional(),
   PUBLIC_ASSISTANT_HOST: z.string().min(1).optional(),
@@ -79,6 +88,27 @@ export function parseNodeEnv(env: Readonly<Record<string, string | undefined>>):
 export function audioSocketPort(env: NodeEnv): number | undefined {
   if (env.AUDIOSOCKET_PORT === 'off') return undefined;
   return env.AUDIOSOCKET_PORT ?? (env.PORT === 0 ? 0 : 4573);
+}
+
+/** The SIP port to bind (0 = random), or undefined when it is off. */
+export function sipPort(env: NodeEnv): number | undefined {
+  if (env.SIP_PORT === 'off') return undefined;
+  return env.SIP_PORT ?? (env.PORT === 0 ? 0 : 5090);
+}
+
+/** What a SIP peer is told to send to: SIP_PUBLIC_IP, else HOST unless it is a wildcard. */
+export function sipPublicIp(env: NodeEnv): string {
+  if (env.SIP_PUBLIC_IP) return env.SIP_PUBLIC_IP;
+  return env.HOST === '0.0.0.0' || env.HOST === '::' ? '127.0.0.1' : env.HOST;
+}
+
+/** The RTP port range, checked (at least two even ports: one call). */
+export function rtpPortRange(env: NodeEnv): { min: number; max: number } {
+  const min = env.RTP_PORT_MIN + (env.RTP_PORT_MIN % 2);
+  if (env.RTP_PORT_MAX < min) {
+    throw new ConfigError('ENV_INVALID', 'the environment is invalid', [`RTP_PORT_MAX: must be at least RTP_PORT_MIN (${env.RTP_PORT_MIN}) rounded up to even`]);
+  }
+  return { min, max: env.RTP_PORT_MAX };
 }
 
 /** PUBLIC_BASE_URL, else https://PUBLIC_ASSISTANT_HOST, else the local port. No trailing slash. */

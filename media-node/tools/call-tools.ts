@@ -109,7 +109,8 @@ export function withVonageTransfer(channel: Channel, options: TwilioTransferOpti
   });
 }
 
-function withTransfer(channel: Channel, transfer: (to: string) => Promise<void>): Channel {
+/** `channel` with a transfer of its own (the carrier's way to hand the caller over). */
+export function withTransfer(channel: Channel, transfer: (to: string) => Promise<void>): Channel {
   return {
     id: channel.id,
     get outputFormat() {

@@ -8,7 +8,11 @@ export type StoreErrorCode =
   | 'CREDENTIAL_NOT_FOUND'
   | 'CREDENTIAL_NAME_TAKEN'
   | 'CREDENTIALS_KEY_MISMATCH'
-  | 'CREDENTIALS_CORRUPT';
+  | 'CREDENTIALS_CORRUPT'
+  | 'NUMBER_TAKEN'
+  | 'TRUNK_NOT_FOUND'
+  | 'TRUNK_IN_USE'
+  | 'ASSISTANT_UNKNOWN';
 
 export class StoreError extends Error {
   override readonly name = 'StoreError';

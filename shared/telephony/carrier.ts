@@ -20,7 +20,8 @@ export type CarrierEvent =
   | { readonly type: 'dtmf'; readonly digit: string }
   /** A mark we sent has been played (or discarded by a clear). */
   | { readonly type: 'mark'; readonly name: string }
-  | { readonly type: 'stop' }
+  /** The stream ended; `reason` when it was not the caller hanging up (e.g. `rtp-timeout`). */
+  | { readonly type: 'stop'; readonly reason?: string }
   /** The carrier asks us to stop sending audio for now (`paused`) or to go on (Asterisk MEDIA_XOFF / MEDIA_XON). */
   | { readonly type: 'flow'; readonly paused: boolean }
   /** A well-formed message the runtime has no use for (e.g. Twilio's `connected`). */

@@ -277,3 +277,28 @@ export function answerSdp(offer: SessionDescription, local: LocalMedia): SdpAnsw
 export function staticPayloadType(codec: G711Codec): number {
   return STATIC_PT[codec];
 }
+
+/**
+ * Our offer for an outbound call: one audio stream with our G.711 codecs (best first) and telephone-event
+ * 101, ptime 20, sendrecv. The far end's answer is read with `answerSdp(parseSdp(answer), local)`, which
+ * picks the codec it kept and where it receives RTP.
+ */
+export function offerSdp(local: LocalMedia, telephoneEventPayloadType = 101): string {
+  const ipType = local.address.includes(':') ? 'IP6' : 'IP4';
+  const codecs = local.codecs ?? (['PCMU', 'PCMA'] as const);
+  const pts = codecs.map((c) => STATIC_PT[c]);
+  const lines = [
+    'v=0',
+    `o=${local.username ?? '-'} ${local.sessionId} ${local.sessionVersion} IN ${ipType} ${local.address}`,
+    's=-',
+    `c=IN ${ipType} ${local.address}`,
+    't=0 0',
+    `m=audio ${local.rtpPort} RTP/AVP ${[...pts, telephoneEventPayloadType].join(' ')}`,
+    ...codecs.map((c) => `a=rtpmap:${STATIC_PT[c]} ${c}/8000`),
+    `a=rtpmap:${telephoneEventPayloadType} telephone-event/8000`,
+    `a=fmtp:${telephoneEventPayloadType} 0-16`,
+    'a=ptime:20',
+    'a=sendrecv',
+  ];
+  return `${lines.join('\r\n')}\r\n`;
+}
