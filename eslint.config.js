@@ -14,7 +14,7 @@ export default tseslint.config(
   },
   {
     // The runtime-agnostic core and the HTTP app (it also runs on Workers) must never reach for Node (the neutral-bundle test checks the bundle too).
-    files: ['shared/**/*.ts', 'edge/**/*.ts'],
+    files: ['shared/**/*.ts', 'edge/**/*.ts', 'web/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: ['node:*', 'fs', 'path', 'os', 'crypto', 'stream', 'buffer', 'child_process'] }],
       'no-restricted-globals': ['error', 'process', 'Buffer', 'require', '__dirname', '__filename'],

@@ -18,6 +18,8 @@ import { exotelRoutes } from '../edge/routes/exotel';
 import { webSessionRoutes } from '../edge/routes/web-session';
 import { asteriskRoutes } from '../edge/routes/asterisk';
 import { internalRoutes } from './internal-routes';
+import { localDemoKeys } from './demo-keys';
+import { demoPageRoutes, widgetAssetRoutes } from './widget-assets';
 import { Hono } from 'hono';
 import { prepareCall, prewarmGreeting, prewarmStt, startCallSession, type CallRuntime, type PreparedCall } from './call-session';
 import type { EarlyStt, RecordedSpeech } from '../shared/engine/prewarm';
@@ -260,6 +262,9 @@ export async function startMediaServer(options: MediaServerOptions) {
         // The edge asks the node it chose to warm a call up while the phone rings (HMAC-signed, INTERNAL_SECRET).
         { path: '/internal', routes: internalRoutes({ internalSecret: node.secrets.internalSecret, prewarm: prewarmHere, log: appLog }) as never },
         { path: '/metrics', routes: metricsRoute as never },
+        // The browser widget (`<script src=".../widget.js">`) and the demo page `npm start` opens.
+        { path: '/', routes: widgetAssetRoutes({ log }) },
+        { path: '/', routes: demoPageRoutes({ log, demoKeys: localDemoKeys(node.stores.projects, { embedded: !env.DATABASE_URL }) }) },
       ],
     },
   );

@@ -1,0 +1,48 @@
+import { sessionError, widgetError, type WidgetError } from './errors';
+
+export interface WebSessionRequest {
+  /** The server's origin (media node or edge): `https://voice.example.com`. */
+  readonly baseUrl: string;
+  readonly publishableKey: string;
+  readonly assistantId: string;
+  readonly variables?: Readonly<Record<string, string>>;
+  readonly fetch?: typeof fetch;
+}
+
+export interface WebSession {
+  readonly contextId: string;
+  readonly conversationId: string;
+  /** The call's WebSocket URL (`wss://…/v1/talk/web/ctx/{contextId}`), on a media node or the edge alike. */
+  readonly url: string;
+  readonly expiresAt: string;
+}
+
+/** `POST /v1/talk/web/session` with the publishable key (the browser adds the page's Origin, which the key must allow). */
+export async function requestWebSession(request: WebSessionRequest): Promise<WebSession | WidgetError> {
+  const doFetch = request.fetch ?? globalThis.fetch.bind(globalThis);
+  let response: Response;
+  try {
+    response = await doFetch(`${request.baseUrl.replace(/\/+$/, '')}/v1/talk/web/session`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${request.publishableKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ assistantId: request.assistantId, ...(request.variables ? { variables: request.variables } : {}) }),
+      credentials: 'omit',
+    });
+  } catch (error) {
+    return widgetError('NETWORK', { detail: String((error as Error)?.message ?? error) });
+  }
+  let body: unknown;
+  try {
+    body = await response.json();
+  } catch {
+    body = undefined;
+  }
+  if (response.status !== 201) return sessionError(response.status, body as { error?: { code?: string; message?: string } } | undefined);
+  const session = body as Partial<WebSession> | undefined;
+  if (!session || typeof session.url !== 'string' || typeof session.contextId !== 'string') {
+    return widgetError('SERVER_ERROR', { detail: 'the session answer carries no url' });
+  }
+  return session as WebSession;
+}
+
+export const isWidgetError = (value: unknown): value is WidgetError => typeof value === 'object' && value !== null && 'code' in value && 'message' in value && 'fatal' in value;
