@@ -343,7 +343,9 @@ export async function startMediaServer(options: MediaServerOptions) {
     } catch (error) {
       log('error', 'call could not start', { contextId, error: (error as Error).message });
       link.close(1011, 'call could not start');
-      await node.stores.callContexts.updateStatus(contextId, { status: 'failed', failureReason: (error as Error).message }, 'claimed').catch(() => undefined);
+      // Carriers without status callbacks (Asterisk, SIP) would otherwise keep the call `in-progress` for ever.
+      const callStatus = media.endsWithMedia ? { callStatus: 'failed' as const } : {};
+      await node.stores.callContexts.updateStatus(contextId, { status: 'failed', failureReason: (error as Error).message, ...callStatus }, 'claimed').catch(() => undefined);
       if (env.PROJECT_CALL_LIMIT > 0) await counters.release(context.projectId, contextId).catch(() => false);
       return;
     }

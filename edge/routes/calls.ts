@@ -53,7 +53,8 @@ export const CreateCallBody = z.strictObject({
   /** provider `sip`: the trunk to call through (PUT /v1/sip/trunks/:name); default the project's only outbound trunk. */
   trunk: z.string().min(1).max(64).optional(),
   to: PhoneNumber,
-  from: PhoneNumber,
+  /** The caller id; required but for `sip`, where the trunk's `fromUser` stands in. */
+  from: PhoneNumber.optional(),
   /** Fill the assistant's `{{name}}` placeholders for this call (over the assistant's own defaults). */
   variables: z
     .record(z.string(), z.string().max(MAX_VARIABLE_LENGTH, `at most ${MAX_VARIABLE_LENGTH} characters`))
@@ -95,7 +96,7 @@ export interface SipCallRequest {
   readonly assistantId: string;
   readonly assistantVersion: number;
   readonly to: string;
-  readonly from: string;
+  readonly from?: string;
   readonly trunk?: string;
   readonly variables?: Readonly<Record<string, string>>;
 }
@@ -134,11 +135,15 @@ export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}
     const assistant = await stores.assistants.get(body.assistantId);
     if (!assistant) throw notFound('ASSISTANT_NOT_FOUND', `assistant ${body.assistantId} does not exist`);
     assertSameProject(projectId, assistant.projectId, `assistant ${body.assistantId}`);
+    if (body.provider !== 'sip') {
+      if (body.trunk !== undefined) throw new ApiError(400, 'VALIDATION_FAILED', '"trunk" applies to provider "sip" only');
+      if (body.from === undefined) throw new ApiError(400, 'VALIDATION_FAILED', `"from" (the caller id, E.164) is required for provider "${body.provider}"`);
+    }
     if (body.provider === 'exotel') {
       // `from` is the ExoPhone; the call goes straight to the media socket (edge/routes/exotel-calls.ts).
       const placed = await placeExotelCall(
         deps,
-        { projectId, assistantId: assistant.id, assistantVersion: assistant.version, to: body.to, from: body.from, ...(body.variables ? { variables: body.variables } : {}) },
+        { projectId, assistantId: assistant.id, assistantVersion: assistant.version, to: body.to, from: body.from!, ...(body.variables ? { variables: body.variables } : {}) },
         {
           log,
           ...(options.fetch ? { fetch: options.fetch } : {}),
@@ -159,13 +164,12 @@ export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}
       const placed = await options.placeSipCall({
         ...pinned,
         to: body.to,
-        from: body.from,
+        ...(body.from !== undefined ? { from: body.from } : {}),
         ...(body.trunk !== undefined ? { trunk: body.trunk } : {}),
         ...(body.variables ? { variables: body.variables } : {}),
       });
       return c.json({ callId: placed.context.id, conversationId: placed.conversation.id, providerCallId: null, status: placed.context.callStatus }, 201);
     }
-    if (body.trunk !== undefined) throw new ApiError(400, 'INVALID_BODY', '"trunk" applies to provider "sip" only');
     if (body.provider === 'vonage') {
       return placeVonageCall(
         c,
@@ -176,7 +180,7 @@ export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}
           ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
           ...(options.allowVonageApiBaseUrl ? { allowApiBaseUrl: options.allowVonageApiBaseUrl } : {}),
         },
-        { projectId, assistantId: assistant.id, assistantVersion: assistant.version, to: body.to, from: body.from, ...(body.variables ? { variables: body.variables } : {}) },
+        { projectId, assistantId: assistant.id, assistantVersion: assistant.version, to: body.to, from: body.from!, ...(body.variables ? { variables: body.variables } : {}) },
       );
     }
 
@@ -201,7 +205,7 @@ export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}
     const { conversation, context } = await createTwilioCallRecords(stores, {
       ...pinned,
       direction: 'outbound',
-      from: body.from,
+      from: body.from!,
       to: body.to,
       callStatus: 'queued',
       ...(body.variables ? { variables: body.variables } : {}),
@@ -216,7 +220,7 @@ export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}
         ...(options.fetch ? { fetch: options.fetch } : {}),
         ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
         to: body.to,
-        from: body.from,
+        from: body.from!,
         twiml: twilioStreamTwiml(node.mediaBaseUrl, context),
         statusCallback: `${deps.publicBaseUrl}${twilioMediaPath(context.id)}/event`,
         statusCallbackEvents: ALL_TWILIO_STATUS_CALLBACK_EVENTS,

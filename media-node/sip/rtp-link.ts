@@ -21,6 +21,13 @@ export interface RtpLinkOptions {
   readonly clock?: Clock;
   /** No inbound RTP for this long ends the call ('stop', then close). */
   readonly inactivityMs?: number;
+  /** On hold the far end may send nothing; still, a held call whose peer vanished ends after this long (default 10 min). */
+  readonly holdTimeoutMs?: number;
+  /**
+   * The addresses RTP may come from (the SDP's and the signalling peer's): only these can latch the stream,
+   * so a stranger spraying packets at the RTP ports cannot take a call (RTP bleed). Absent: any address.
+   */
+  readonly latchAddresses?: readonly string[];
   /** Outbound audio held for pacing at most; beyond it new audio is dropped and counted. */
   readonly maxHeldMs?: number;
   readonly jitter?: JitterBufferOptions;
@@ -70,6 +77,8 @@ export function createRtpLink(options: RtpLinkOptions) {
   const { socket, payloadType } = options;
   const dtmfPayloadType = options.dtmfPayloadType;
   const inactivityMs = options.inactivityMs ?? 30_000;
+  const holdTimeoutMs = options.holdTimeoutMs ?? 600_000;
+  const latchAllowed = options.latchAddresses ? new Set(options.latchAddresses.map(unmapped)) : undefined;
   const maxCatchUp = Math.max(1, options.maxCatchUpFrames ?? 3);
   const jitter = createJitterBuffer({ encoding: options.codec === 'PCMA' ? 'alaw' : 'mulaw', ...options.jitter });
   const dtmfIn = createDtmfDeduplicator();
@@ -208,6 +217,10 @@ export function createRtpLink(options: RtpLinkOptions) {
       return;
     }
     if (!latched) {
+      if (latchAllowed && !latchAllowed.has(unmapped(source.address))) {
+        stats.droppedForeign++;
+        return;
+      }
       latched = { address: source.address, port: source.port };
       stats.latchedTo = source.family === 'IPv6' ? `[${source.address}]:${source.port}` : `${source.address}:${source.port}`;
     }
@@ -399,7 +412,7 @@ export function createRtpLink(options: RtpLinkOptions) {
   }
 
   function frameTick(now: number): void {
-    if (!onHold && now - lastInboundAt > inactivityMs) {
+    if (now - lastInboundAt > (onHold ? holdTimeoutMs : inactivityMs)) {
       endFromFarSide('rtp-timeout');
       return;
     }
@@ -537,10 +550,9 @@ export function createRtpLink(options: RtpLinkOptions) {
     setHold(held: boolean): void {
       if (held === onHold) return;
       onHold = held;
-      if (!held) {
-        lastInboundAt = clock.now();
-        markNext = true;
-      }
+      // Either timeout counts from the change (the hold timeout from the start of the hold).
+      lastInboundAt = clock.now();
+      if (!held) markNext = true;
     },
     /** The far end hung up (BYE): 'stop' is delivered, then the link closes without onHangup. */
     remoteHangup(): void {
@@ -555,3 +567,8 @@ export function createRtpLink(options: RtpLinkOptions) {
 }
 
 export type RtpLink = ReturnType<typeof createRtpLink>;
+
+/** `::ffff:1.2.3.4` (an IPv4 peer on a dual-stack socket) as `1.2.3.4`. */
+function unmapped(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}

@@ -219,6 +219,11 @@ export function createDialog(core: SipCore, init: DialogInit, hooks: { onRemoved
       tx.respond(491, 'Request Pending');
       return;
     }
+    if (req.method === 'UPDATE' && req.body.length === 0) {
+      // A session-timer refresh by UPDATE carries no offer: 200 without a body (an answer here would be an offer).
+      tx.respond(200, 'OK', [{ name: 'Contact', value: init.contact }, { name: 'Allow', value: SIP_ALLOW }]);
+      return;
+    }
     let answer: { sdp: string } | { status: number; reason?: string };
     try {
       // Without a handler (a session-timer refresh, say) the current answer stands.

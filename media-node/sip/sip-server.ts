@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 import { ALAW_8K, MULAW_8K } from '../../shared/audio/format';
 import type { CallStatus } from '../../shared/contracts/call-status';
 import type { Clock } from '../../shared/contracts/clock';
@@ -80,7 +80,7 @@ export async function startSipServer(options: SipServerOptions) {
   const now = () => Date.now();
   const nonces = await createNonceIssuer(options.nonceSecret);
   const pool = createRtpPortPool({ host: options.host, min: options.rtpPorts.min, max: options.rtpPorts.max });
-  const transport = await bindUdpTransport({ host: options.host, port: options.port });
+  const transport = await bindUdpTransport({ host: options.host, port: options.port, log });
   const publicPort = transport.localPort;
   const calls = new Set<Promise<void>>();
   const stack = createSipStack({
@@ -122,7 +122,23 @@ export async function startSipServer(options: SipServerOptions) {
     return secret === undefined ? undefined : parseSipDigestSecret(secret);
   }
 
+  /**
+   * One inbound INVITE. Whatever fails on the way (a store, the cache, a port), the caller gets a final
+   * answer, the RTP port goes back and a created context is marked failed: nothing waits forever.
+   */
   async function handleInvite(invite: IncomingInvite): Promise<void> {
+    const held: { rtp?: RtpPort; contextId?: string; mediaStarted: boolean } = { mediaStarted: false };
+    try {
+      await admitInvite(invite, held);
+    } catch (error) {
+      log('error', 'SIP INVITE failed', { callId: invite.request.callId, error: String(error) });
+      if (!invite.answered) invite.reject(500, 'Server Internal Error');
+      if (!held.mediaStarted) held.rtp?.release();
+      if (held.contextId) await endWithStatus(held.contextId, 'failed', `SIP call set-up failed: ${(error as Error).message}`, ['pending', 'claimed']);
+    }
+  }
+
+  async function admitInvite(invite: IncomingInvite, held: { rtp?: RtpPort; contextId?: string; mediaStarted: boolean }): Promise<void> {
     const { request, source } = invite;
     let canceled = false;
     let onCanceled: (() => void) | undefined;
@@ -166,6 +182,7 @@ export async function startSipServer(options: SipServerOptions) {
       log('warn', 'SIP call refused: no free RTP port', { range: options.rtpPorts });
       return invite.reject(503, 'Service Unavailable', [['Retry-After', '5'], ['Warning', warning('no free RTP port on this node')]]);
     }
+    held.rtp = rtp;
     const session = { id: String(Math.floor(Math.random() * 1e9)), version: 1 };
     const answer = answerSdp(offer, { address: options.publicIp, rtpPort: rtp.port, sessionId: session.id, sessionVersion: session.version });
     if (isSipError(answer) || answer.type === 'noCommonCodec') {
@@ -185,6 +202,7 @@ export async function startSipServer(options: SipServerOptions) {
       channelId: request.callId,
       metadata: { trunk: verdict.trunk, source: `${source.address}:${source.port}` },
     });
+    held.contextId = context.id;
     if (canceled) {
       rtp.release();
       await endWithStatus(context.id, 'canceled');
@@ -200,22 +218,26 @@ export async function startSipServer(options: SipServerOptions) {
     }
     const dialog = invite.accept(answer.sdp);
     onCanceled = undefined;
-    await runMedia(context, dialog, rtp, answer, session, true);
+    // Media starts once our 200 is acknowledged: a spoofed INVITE (an allow-listed source address forged over
+    // UDP) never gets an ACK to us, so it never starts a call, streams RTP or runs the models.
+    if (!(await dialog.confirmed)) {
+      rtp.release();
+      log('warn', 'SIP call dropped: no ACK for our 200', { contextId: context.id, from: source.address });
+      await endWithStatus(context.id, 'failed', 'no ACK for our 200 OK');
+      return;
+    }
+    held.mediaStarted = true;
+    await runMedia(context, dialog, rtp, answer, session, [answer.remote.address, source.address]);
   }
 
   /**
    * The call's media and signalling tied together: RTP link ↔ dialog (BYE either way, re-INVITE, transfer),
-   * then the carrier call loop.
+   * then the carrier call loop. `latchFrom`: the addresses RTP may come from (the SDP's and the signalling
+   * peer's; only the port may differ behind NAT), so a stranger spraying RTP at our ports cannot take a call.
    */
-  async function runMedia(
-    context: CallContext,
-    dialog: SipDialog,
-    rtp: RtpPort,
-    answer: SdpAnswer,
-    session: { id: string; version: number },
-    inbound: boolean,
-  ): Promise<void> {
+  async function runMedia(context: CallContext, dialog: SipDialog, rtp: RtpPort, answer: SdpAnswer, session: { id: string; version: number }, latchFrom: readonly string[]): Promise<void> {
     let ended = false;
+    let transferring = false;
     const rtpLink = createRtpLink({
       socket: rtp.socket,
       remote: answer.remote,
@@ -224,6 +246,7 @@ export async function startSipServer(options: SipServerOptions) {
       ...(answer.telephoneEventPayloadType !== undefined ? { dtmfPayloadType: answer.telephoneEventPayloadType } : {}),
       ...(clock ? { clock } : {}),
       inactivityMs: options.rtpTimeoutMs,
+      latchAddresses: latchFrom,
       onHangup: (reason) => {
         ended = true;
         log('info', 'SIP call ended by us', { contextId: context.id, reason });
@@ -232,16 +255,21 @@ export async function startSipServer(options: SipServerOptions) {
       onProtocolError: (code, message) => options.onProtocolError?.(code, message),
     });
     rtpLink.link.onClose(() => rtp.release());
-    if (inbound && answer.onHold) rtpLink.setHold(true);
+    if (answer.onHold) rtpLink.setHold(true);
     const farEndGone = (why: string) => {
       if (ended) return;
       ended = true;
+      // During a REFER the far end may hang up before its final NOTIFY: the transfer settles the call.
+      if (transferring) return;
       log('info', 'SIP call ended by the far end', { contextId: context.id, why });
       rtpLink.remoteHangup();
     };
     dialog.onBye(() => farEndGone('BYE'));
     dialog.onTerminated((reason) => farEndGone(reason));
-    dialog.onReInvite((request) => reInvite(request, rtpLink, rtp.port, session));
+    // The dialog may have ended while the call was being set up (its events are not coming again).
+    if (dialog.state === 'terminated') farEndGone('ended-before-media');
+    const current = { answer };
+    dialog.onReInvite((request) => reInvite(request, rtpLink, rtp.port, session, current));
     dialog.onInfoDtmf((digit) => log('debug', 'SIP INFO DTMF ignored (RFC 4733 events are used)', { contextId: context.id, digit }));
     const codec = createRtpCarrierCodec({ codec: answer.codec, streamId: dialog.callId, callId: dialog.callId });
     const media: CarrierMedia = {
@@ -259,42 +287,56 @@ export async function startSipServer(options: SipServerOptions) {
       transfer: async (to) => {
         const target = referTarget(to, dialog.remoteTarget);
         log('info', 'SIP transfer: REFER', { contextId: context.id, target });
-        const outcome = await dialog.refer(target, { referredBy: `<sip:assistant@${options.publicIp}:${publicPort}>` });
-        if (!outcome.accepted) throw new Error(`the far end refused the transfer (REFER answered ${outcome.status})`);
-        if (outcome.status >= 300) throw new Error(`the transfer did not connect (the far end reported ${outcome.status})`);
+        transferring = true;
+        try {
+          const outcome = await dialog.refer(target, { referredBy: `<sip:assistant@${options.publicIp}:${publicPort}>` });
+          if (!outcome.accepted) throw new Error(`the far end refused the transfer (REFER answered ${outcome.status})`);
+          if (outcome.status >= 300) throw new Error(`the transfer did not connect (the far end reported ${outcome.status})`);
+        } catch (error) {
+          transferring = false;
+          // The far end left during a failed transfer: nothing to fall back to.
+          if (ended) rtpLink.remoteHangup();
+          throw error;
+        }
         // The far end has the caller now: our leg ends.
         ended = true;
         await dialog.bye();
         rtpLink.remoteHangup();
       },
     };
-    await options.run(media, context.id, rtpLink.link);
+    try {
+      await options.run(media, context.id, rtpLink.link);
+    } catch (error) {
+      // The call loop could not even claim the context: hang up (BYE, port freed) and record it.
+      rtpLink.link.close(1011, 'call could not start');
+      await endWithStatus(context.id, 'failed', `the call could not start: ${(error as Error).message}`, ['pending', 'claimed']);
+      throw error;
+    }
   }
 
   /** A re-INVITE (hold, resume, session refresh, new address): answered with the same port and a new o= version. */
-  function reInvite(request: SipRequest, rtpLink: ReturnType<typeof createRtpLink>, port: number, session: { id: string; version: number }) {
-    if (request.body.length === 0) {
-      // A session refresh without an offer gets our current description as a new offer (the answer is in the ACK).
-      session.version++;
-      return { sdp: offerSdp({ address: options.publicIp, rtpPort: port, sessionId: session.id, sessionVersion: session.version }) };
-    }
+  function reInvite(request: SipRequest, rtpLink: ReturnType<typeof createRtpLink>, port: number, session: { id: string; version: number }, current: { answer: SdpAnswer }) {
+    // A session refresh without an offer: our current description, unchanged, is the offer (the answer comes in the ACK).
+    if (request.body.length === 0) return { sdp: current.answer.sdp };
     const offer = parseSdp(request.body);
     if (isSipError(offer)) return { status: 488, reason: 'Not Acceptable Here' };
     session.version++;
-    const answer = answerSdp(offer, { address: options.publicIp, rtpPort: port, sessionId: session.id, sessionVersion: session.version });
-    if (isSipError(answer) || answer.type === 'noCommonCodec') {
+    // The codec and payload types stay what the call started with (the RTP link is built for them).
+    const answer = answerSdp(offer, { address: options.publicIp, rtpPort: port, sessionId: session.id, sessionVersion: session.version, codecs: [current.answer.codec] });
+    if (isSipError(answer) || answer.type === 'noCommonCodec' || answer.payloadType !== current.answer.payloadType || answer.telephoneEventPayloadType !== current.answer.telephoneEventPayloadType) {
       session.version--;
       return { status: 488, reason: 'Not Acceptable Here' };
     }
     rtpLink.setHold(answer.onHold);
     if (!answer.onHold) rtpLink.setRemote(answer.remote);
+    current.answer = answer;
     return { sdp: answer.sdp };
   }
 
-  async function endWithStatus(contextId: string, callStatus: CallStatus, failureReason?: string): Promise<void> {
+  async function endWithStatus(contextId: string, callStatus: CallStatus, failureReason?: string, from: CallContext['status'] | CallContext['status'][] = 'pending'): Promise<void> {
     const status = callStatus === 'canceled' ? 'canceled' : 'failed';
     const context = await stores.callContexts
-      .updateStatus(contextId, { status, callStatus, ...(failureReason ? { failureReason } : {}) }, 'pending')
+      .updateStatus(contextId, { status, callStatus, ...(failureReason ? { failureReason } : {}) }, { status: from })
       .catch((error: unknown) => {
         log('warn', 'SIP call status not recorded', { contextId, error: String(error) });
         return undefined;
@@ -320,7 +362,7 @@ export async function startSipServer(options: SipServerOptions) {
     if (outbound.credential && !auth) {
       throw new ApiError(400, 'SIP_CREDENTIAL_UNREADABLE', `the sip credential "${outbound.credential}" of trunk "${trunk.name}" is missing or is not {username, password}`);
     }
-    const address = await (options.resolveHost ?? resolveHost)(outbound.host).catch((error: unknown) => {
+    const address = await (options.resolveHost ?? ((host: string) => resolveHost(host, isIPv6(options.host) ? 6 : 4)))(outbound.host).catch((error: unknown) => {
       throw new ApiError(400, 'SIP_TRUNK_UNRESOLVABLE', `cannot resolve the trunk host ${outbound.host}: ${(error as Error).message}`);
     });
     const rtp = await pool.allocate();
@@ -347,6 +389,7 @@ export async function startSipServer(options: SipServerOptions) {
     const fromUser = call.from ?? outbound.fromUser ?? 'assistant';
     const hostPort = outbound.port === 5060 ? outbound.host : `${outbound.host}:${outbound.port}`;
     const session = { id: String(Math.floor(Math.random() * 1e9)), version: 1 };
+    let mediaStarted = false;
     track(
       (async () => {
         let status: CallStatus = 'queued';
@@ -381,8 +424,14 @@ export async function startSipServer(options: SipServerOptions) {
         }
         await stores.callContexts.updateStatus(context.id, { channelId: result.dialog.callId }, {}).catch(() => undefined);
         options.prewarm?.(context.id);
-        await runMedia(context, result.dialog, rtp, answer, session, false);
-      })(),
+        mediaStarted = true;
+        await runMedia(context, result.dialog, rtp, answer, session, [answer.remote.address, address]);
+      })().catch(async (error: unknown) => {
+        // A store or socket failure on the way: the port goes back and the call is not left queued.
+        if (!mediaStarted) rtp.release();
+        await endWithStatus(context.id, 'failed', `the outbound SIP call failed: ${(error as Error).message}`, ['pending', 'claimed']);
+        throw error;
+      }),
     );
     return records;
   }
@@ -433,9 +482,10 @@ function onlyOutbound(trunks: readonly SipTrunk[]): SipTrunk | undefined {
   return outbound.length === 1 ? outbound[0] : undefined;
 }
 
-async function resolveHost(host: string): Promise<string> {
+/** The trunk host's IPv4 address (the SIP socket is IPv4 unless HOST is IPv6). */
+async function resolveHost(host: string, family: 4 | 6): Promise<string> {
   if (isIP(host)) return host;
-  return (await lookup(host)).address;
+  return (await lookup(host, { family })).address;
 }
 
 function decodeUser(user: string): string {

@@ -397,6 +397,11 @@ describe.each(nodeVariants().slice(-1))('direct SIP on $name', (variant) => {
     expect((await api('PUT', `/v1/assistants/${assistantIds.idle}/numbers`, { numbers: [NUMBER] })).status).toBe(409);
     expect((await api('GET', `/v1/assistants/${assistantIds.chat}/numbers`)).body.numbers.map((n: { number: string }) => n.number).sort()).toEqual([NUMBER, DIGEST_NUMBER].sort());
     expect((await api('POST', '/v1/calls', { assistantId: assistantIds.chat, provider: 'sip', trunk: 'nope', to: '+15557654321', from: '+14155550100' })).status).toBe(400);
+    // "from" may be left to the trunk for SIP only; "trunk" is SIP's only.
+    const noFrom = await api('POST', '/v1/calls', { assistantId: assistantIds.chat, provider: 'twilio', to: '+15557654321' });
+    expect([noFrom.status, noFrom.body.error.code]).toEqual([400, 'VALIDATION_FAILED']);
+    const trunkElsewhere = await api('POST', '/v1/calls', { assistantId: assistantIds.chat, provider: 'vonage', trunk: 'local', to: '+15557654321', from: '+14155550100' });
+    expect([trunkElsewhere.status, trunkElsewhere.body.error.code]).toEqual([400, 'VALIDATION_FAILED']);
     expect(projectId).toBeTruthy();
   });
 });

@@ -22,11 +22,20 @@ export type InboundVerdict =
   /** Answer with this challenge header (a request without credentials, stale or wrong ones). */
   | { readonly ok: false; readonly status: 401 | 407; readonly reason: string; readonly header: readonly [string, string] };
 
-/** Nonces we issue: `<issued ms, hex>.<HMAC-SHA-256 over it>`, stateless so any node can verify its own. */
+/**
+ * Nonces we issue: `<issued ms, hex>.<random>.<HMAC-SHA-256 over both and the request's binding>`. Bound to the call
+ * (Call-ID and source address: the retry after a challenge keeps its Call-ID), so a captured Authorization
+ * header is useless for another call or from elsewhere; and used once (`consume`), so it cannot be replayed.
+ */
 export interface NonceIssuer {
-  issue(nowMs: number): Promise<string>;
-  check(nonce: string, nowMs: number): Promise<'current' | 'stale' | 'unknown'>;
+  issue(nowMs: number, binding: string): Promise<string>;
+  check(nonce: string, nowMs: number, binding: string): Promise<'current' | 'stale' | 'unknown'>;
+  /** Marks an accepted nonce used; false when it already was (a replay). */
+  consume(nonce: string, nowMs: number): boolean;
 }
+
+/** Used nonces remembered (each for its lifetime); beyond it the oldest go, which only makes them stale sooner. */
+const MAX_USED_NONCES = 10_000;
 
 /** A nonce answers challenges this long; older ones are `stale` (the client retries with the new one). */
 export const NONCE_LIFETIME_MS = 5 * 60_000;
@@ -34,17 +43,29 @@ export const NONCE_LIFETIME_MS = 5 * 60_000;
 export async function createNonceIssuer(secret: Uint8Array, lifetimeMs = NONCE_LIFETIME_MS): Promise<NonceIssuer> {
   const key = await crypto.subtle.importKey('raw', secret as BufferSource, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const sign = async (text: string) => toHex(new Uint8Array(await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(text))).subarray(0, 16));
+  /** Nonce → when it stops mattering (insertion order = age order). */
+  const used = new Map<string, number>();
   return {
-    async issue(nowMs) {
-      const stamp = Math.floor(nowMs).toString(16);
-      return `${stamp}.${await sign(stamp)}`;
+    async issue(nowMs, binding) {
+      // A random part too: two challenges of one call in the same millisecond are two nonces.
+      const stamp = `${Math.floor(nowMs).toString(16)}.${toHex(crypto.getRandomValues(new Uint8Array(6)))}`;
+      return `${stamp}.${await sign(`${stamp}|${binding}`)}`;
     },
-    async check(nonce, nowMs) {
-      const match = /^([0-9a-f]{1,13})\.([0-9a-f]{32})$/.exec(nonce);
+    async check(nonce, nowMs, binding) {
+      const match = /^(([0-9a-f]{1,13})\.[0-9a-f]{12})\.([0-9a-f]{32})$/.exec(nonce);
       if (!match) return 'unknown';
-      if ((await sign(match[1]!)) !== match[2]) return 'unknown';
-      const age = nowMs - parseInt(match[1]!, 16);
-      return age >= -60_000 && age <= lifetimeMs ? 'current' : 'stale';
+      if ((await sign(`${match[1]!}|${binding}`)) !== match[3]) return 'unknown';
+      const age = nowMs - parseInt(match[2]!, 16);
+      return age >= -60_000 && age <= lifetimeMs && !used.has(nonce) ? 'current' : 'stale';
+    },
+    consume(nonce, nowMs) {
+      for (const [old, until] of used) {
+        if (until > nowMs && used.size < MAX_USED_NONCES) break;
+        used.delete(old);
+      }
+      if (used.has(nonce)) return false;
+      used.set(nonce, nowMs + lifetimeMs + 60_000);
+      return true;
     },
   };
 }
@@ -62,6 +83,7 @@ export async function authorizeInbound(
   nowMs: number,
 ): Promise<InboundVerdict> {
   if (trunks.length === 0) return { ok: false, status: 403, reason: 'no SIP trunk is configured for this number' };
+  const binding = `${request.callId}|${source}`;
   let challenge: InboundTrunk | undefined;
   let why = 'the source address is not in any trunk allow-list';
   for (const trunk of trunks) {
@@ -71,13 +93,13 @@ export async function authorizeInbound(
       continue; // a trunk with neither check admits nobody (the REST API refuses to store one)
     }
     const header = getHeader(request, trunk.digest.challenge === 407 ? 'Proxy-Authorization' : 'Authorization');
-    const verdict = header === undefined ? undefined : await checkDigest(header, request, trunk.digest, nonces, nowMs);
+    const verdict = header === undefined ? undefined : await checkDigest(header, request, trunk.digest, nonces, nowMs, binding);
     if (verdict?.ok) return { ok: true, trunk: trunk.name };
     challenge ??= trunk;
     why = verdict ? `digest credentials refused (${verdict.reason})` : 'credentials required';
-    if (verdict?.reason === 'stale') return challengeFor(trunk, nonces, nowMs, why, true);
+    if (verdict?.reason === 'stale') return challengeFor(trunk, nonces, nowMs, binding, why, true);
   }
-  if (challenge) return challengeFor(challenge, nonces, nowMs, why, false);
+  if (challenge) return challengeFor(challenge, nonces, nowMs, binding, why, false);
   return { ok: false, status: 403, reason: why };
 }
 
@@ -87,11 +109,14 @@ async function checkDigest(
   digest: NonNullable<InboundTrunk['digest']>,
   nonces: NonceIssuer,
   nowMs: number,
+  binding: string,
 ): Promise<{ readonly ok: true } | { readonly ok: false; readonly reason: string }> {
   const credentials = parseDigestCredentials(header);
   if (isSipError(credentials)) return { ok: false, reason: 'malformed' };
   if (credentials.username !== digest.username) return { ok: false, reason: 'unknown-user' };
-  const nonceState = await nonces.check(credentials.nonce, nowMs);
+  // We challenge with qop="auth": a response without it (RFC 2069 style) binds no client nonce.
+  if (credentials.qop !== 'auth') return { ok: false, reason: 'qop-required' };
+  const nonceState = await nonces.check(credentials.nonce, nowMs, binding);
   const verdict = await verifyDigestCredentials(credentials, {
     realm: digest.realm,
     password: digest.password,
@@ -100,12 +125,14 @@ async function checkDigest(
     nonceIsCurrent: () => nonceState,
     algorithms: ['MD5', 'SHA-256'],
   });
-  return isSipError(verdict) ? { ok: false, reason: 'malformed' } : verdict;
+  if (isSipError(verdict)) return { ok: false, reason: 'malformed' };
+  if (verdict.ok && !nonces.consume(credentials.nonce, nowMs)) return { ok: false, reason: 'stale' };
+  return verdict;
 }
 
-async function challengeFor(trunk: InboundTrunk, nonces: NonceIssuer, nowMs: number, reason: string, stale: boolean): Promise<InboundVerdict> {
+async function challengeFor(trunk: InboundTrunk, nonces: NonceIssuer, nowMs: number, binding: string, reason: string, stale: boolean): Promise<InboundVerdict> {
   const digest = trunk.digest!;
-  const nonce = await nonces.issue(nowMs);
+  const nonce = await nonces.issue(nowMs, binding);
   const value = `Digest realm="${digest.realm}", nonce="${nonce}", algorithm=MD5, qop="auth"${stale ? ', stale=true' : ''}`;
   return { ok: false, status: digest.challenge, reason, header: [digest.challenge === 407 ? 'Proxy-Authenticate' : 'WWW-Authenticate', value] };
 }

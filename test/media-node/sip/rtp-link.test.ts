@@ -274,6 +274,17 @@ describe('RTP link: symmetric RTP', () => {
     expect(rtpLink.stats.packetsIn).toBe(1);
   });
 
+  it('latches only on a listed address (the SDP and signalling peers): a stranger spraying RTP takes no call', async () => {
+    const guarded = await setUp({ latchAddresses: ['192.0.2.7', '::ffff:10.1.1.1'] });
+    await guarded.inject(rtp({ seq: 1 }));
+    expect(guarded.rtpLink.stats.latchedTo).toBeUndefined();
+    expect(guarded.rtpLink.stats.droppedForeign).toBe(1);
+    expect(guarded.rtpLink.stats.packetsIn).toBe(0);
+    const allowed = await setUp({ latchAddresses: ['192.0.2.7', `::ffff:${HOST}`] });
+    await allowed.inject(rtp({ seq: 1 }));
+    expect(allowed.rtpLink.stats.latchedTo).toBe(`${HOST}:${allowed.far.port}`);
+  });
+
   it('does not latch on a payload type it did not negotiate', async () => {
     const { rtpLink, inject } = await setUp();
     const stranger = await peer();
@@ -455,6 +466,18 @@ describe('RTP link: the end of a call', () => {
     // Resumed: the inactivity clock starts again.
     await clock.advance(1100);
     expect(messages).toContain('stop:rtp-timeout');
+  });
+
+  it('a held call whose peer vanished still ends, after the hold timeout counted from the hold', async () => {
+    const { clock, rtpLink, messages, listen, hangups } = await setUp({ inactivityMs: 1000, holdTimeoutMs: 5000 });
+    listen();
+    await clock.advance(900);
+    rtpLink.setHold(true);
+    await clock.advance(4800);
+    expect(messages.some((m) => typeof m === 'string' && m.startsWith('stop'))).toBe(false);
+    await clock.advance(300);
+    expect(messages).toContain('stop:rtp-timeout');
+    expect(hangups).toEqual(['rtp-timeout']);
   });
 
   it('close (our hang-up) calls onHangup with the reason, closes the socket and stops sending', async () => {

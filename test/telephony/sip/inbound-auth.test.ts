@@ -89,8 +89,29 @@ describe('inbound trunk admission', () => {
     expect(late.header[1]).toContain('stale=true');
     // A nonce another secret signed is not ours.
     const foreign = await createNonceIssuer(new TextEncoder().encode('another secret entirely, also long'));
-    const forged = await answer(`Digest realm="voice", nonce="${await foreign.issue(NOW)}", algorithm=MD5, qop="auth"`);
+    const forged = await answer(`Digest realm="voice", nonce="${await foreign.issue(NOW, 'c1|203.0.113.20')}", algorithm=MD5, qop="auth"`);
     expect(await authorizeInbound(invite([`Authorization: ${forged}`]), '203.0.113.20', [trunk], nonces, NOW)).toMatchObject({ ok: false, status: 401 });
-    expect(await nonces.check('not-a-nonce', NOW)).toBe('unknown');
+    expect(await nonces.check('not-a-nonce', NOW, 'c1|203.0.113.20')).toBe('unknown');
+  });
+
+  it('a captured Authorization cannot be replayed: not twice, not for another call, not from elsewhere', async () => {
+    const nonces = await createNonceIssuer(SECRET);
+    const trunk = digestTrunk(401);
+    const first = await authorizeInbound(invite(), '203.0.113.20', [trunk], nonces, NOW);
+    if (first.ok || first.status === 403) throw new Error('expected a challenge');
+    const authorization = `Authorization: ${await answer(first.header[1])}`;
+    // Another source, or another call (Call-ID) with the same header: the nonce was not issued for them.
+    expect(await authorizeInbound(invite([authorization]), '198.51.100.99', [trunk], nonces, NOW + 10)).toMatchObject({ ok: false, status: 401 });
+    const otherCall = invite([authorization]);
+    expect(await authorizeInbound({ ...otherCall, callId: 'c2' }, '203.0.113.20', [trunk], nonces, NOW + 10)).toMatchObject({ ok: false, status: 401 });
+    // The real retry is admitted once; the same header again is stale.
+    expect(await authorizeInbound(invite([authorization]), '203.0.113.20', [trunk], nonces, NOW + 20)).toEqual({ ok: true, trunk: 'pbx' });
+    const replay = await authorizeInbound(invite([authorization]), '203.0.113.20', [trunk], nonces, NOW + 30);
+    expect(replay).toMatchObject({ ok: false, status: 401 });
+    if (replay.ok || replay.status === 403) throw new Error('expected a challenge');
+    expect(replay.header[1]).toContain('stale=true');
+    // A response without qop (RFC 2069 style) binds no client nonce: refused.
+    const noQop = (await answer(first.header[1])).replace(/, qop=auth/, '').replace(/, nc=\w+/, '').replace(/, cnonce="[^"]*"/, '');
+    expect(await authorizeInbound(invite([`Authorization: ${noQop}`]), '203.0.113.20', [trunk], nonces, NOW + 40)).toMatchObject({ ok: false, status: 401 });
   });
 });
