@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { prng as random } from './prng';
 
 /**
  * Plays Asterisk's side of an AudioSocket call (telephony reference §4), written from the reference and not
@@ -43,18 +44,6 @@ export function uuidBytes(uuid: string): Uint8Array {
   const bytes = new Uint8Array(16);
   for (let i = 0; i < 16; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
   return bytes;
-}
-
-/** A small deterministic PRNG (mulberry32), so a failing split pattern can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export async function connectAudioSocketPeer(options: AudioSocketPeerOptions) {

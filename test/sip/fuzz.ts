@@ -1,17 +1,6 @@
 import { createSocket } from 'node:dgram';
+import { prng } from '../fakes/prng';
 import type { RtpCaller } from '../fakes/rtp-caller';
-
-/** A small deterministic PRNG (mulberry32), so a failing fuzz run can be replayed from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const INVITE = [
   'INVITE sip:+19990000001@127.0.0.1 SIP/2.0',

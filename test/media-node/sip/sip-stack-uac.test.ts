@@ -1,11 +1,11 @@
-import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseDigestCredentials, verifyDigestCredentials } from '../../../shared/telephony/sip/digest';
 import {
-  bodyText, buildResponse, getHeader, parseSipMessage, serializeSipMessage, type SipHeader, type SipMessage, type SipRequest,
+  bodyText, buildResponse, getHeader, serializeSipMessage, type SipHeader, type SipMessage, type SipRequest,
 } from '../../../shared/telephony/sip/message';
 import { SipError } from '../../../shared/telephony/sip/sip-error';
 import { createSipStack, type OutgoingInviteOptions, type SipDialog } from '../../../media-node/sip/sip-stack';
+import { createPeer, type Peer } from './sip-peer';
 import { bindUdpTransport, type SipTransport } from '../../../media-node/sip/udp-transport';
 
 /**
@@ -18,51 +18,6 @@ const TIMERS = { t1Ms: T1, t2Ms: 80, t4Ms: 100 };
 const OFFER = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n';
 const ANSWER = 'v=0\r\no=- 9 9 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n';
 
-interface Peer {
-  readonly port: number;
-  send(data: string | Uint8Array, port: number): void;
-  next<T extends SipMessage = SipMessage>(match: (message: SipMessage) => boolean, timeoutMs?: number): Promise<T>;
-  seen(match: (message: SipMessage) => boolean): SipMessage[];
-  close(): Promise<void>;
-}
-
-async function createPeer(): Promise<Peer> {
-  const socket: Socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const received: SipMessage[] = [];
-  const taken = new Set<SipMessage>();
-  let wake: () => void = () => undefined;
-  socket.on('message', (data) => {
-    const message = parseSipMessage(new Uint8Array(data));
-    if (message instanceof SipError) throw new Error(`the stack sent an unparseable datagram: ${message.message}`);
-    received.push(message);
-    wake();
-  });
-  return {
-    port: socket.address().port,
-    send(data, port) {
-      socket.send(typeof data === 'string' ? Buffer.from(data) : data, port, '127.0.0.1');
-    },
-    async next<T extends SipMessage>(match: (message: SipMessage) => boolean, timeoutMs = 3000): Promise<T> {
-      const deadline = Date.now() + timeoutMs;
-      while (true) {
-        const found = received.find((message) => !taken.has(message) && match(message));
-        if (found) {
-          taken.add(found);
-          return found as T;
-        }
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error('timed out waiting for a SIP message');
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, left);
-          wake = () => { clearTimeout(timer); resolve(); };
-        });
-      }
-    },
-    seen: (match) => received.filter(match),
-    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
-  };
-}
 
 const isRequest = (method: string) => (m: SipMessage): boolean => m.kind === 'request' && m.method === method;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

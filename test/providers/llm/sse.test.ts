@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { prng } from '../../fakes/prng';
 import { createSseParser, parseSse, SseError, type SseEvent } from '../../../shared/providers/llm/sse';
 
 function streamOf(pieces: Uint8Array[], onCancel?: () => void): ReadableStream<Uint8Array> {
@@ -31,18 +32,6 @@ async function collect(pieces: Uint8Array[]): Promise<SseEvent[]> {
   const events: SseEvent[] = [];
   for await (const event of parseSse(streamOf(pieces))) events.push(event);
   return events;
-}
-
-/** A small deterministic PRNG (mulberry32) so a failing split can be reproduced from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const encoder = new TextEncoder();
