@@ -438,7 +438,8 @@ export async function startMediaServer(options: MediaServerOptions) {
         rtpTimeoutMs: env.SIP_RTP_TIMEOUT_MS,
         stores: { ...node.stores, sip: sipStores },
         nonceSecret: new TextEncoder().encode(`sip-nonce:${node.secrets.internalSecret}`),
-        admitCall: (projectId) => callDeps.admitCall!(projectId),
+        // Calls still ringing hold no slot in `calls` yet: counted here, so a burst of INVITEs cannot overfill the node.
+        admitCall: async (projectId, ringing) => calls.size + ringing < env.CAPACITY && callDeps.admitCall!(projectId),
         checkCallable: (call) => callDeps.checkCallable!(call),
         prewarm: prewarmHere,
         run: runCarrierMedia,

@@ -555,6 +555,13 @@ export function createRtpLink(options: RtpLinkOptions) {
       if (!held) markNext = true;
     },
     /** The far end hung up (BYE): 'stop' is delivered, then the link closes without onHangup. */
+    /** A digit signalled outside RTP (SIP INFO application/dtmf-relay, which some trunks use instead of RFC 4733). */
+    signalledDtmf(digit: string): void {
+      const message = DTMF_MESSAGES.get(digit);
+      if (message === undefined || ended) return;
+      stats.dtmfIn++;
+      deliver(message);
+    },
     remoteHangup(): void {
       endFromFarSide();
     },

@@ -36,8 +36,8 @@ export interface SipServerOptions {
   readonly stores: Pick<AppStores, 'assistants' | 'callContexts' | 'conversations' | 'credentials'> & { readonly sip: SipRoutingStore };
   /** Signs our digest nonces (any node can check its own; 32+ bytes). */
   readonly nonceSecret: Uint8Array;
-  /** The node's admission (capacity, draining, per-project limit). */
-  admitCall(projectId: string): Promise<boolean>;
+  /** The node's admission (capacity, draining, per-project limit); `ringing`: SIP calls admitted but not yet running. */
+  admitCall(projectId: string, ringing: number): Promise<boolean>;
   /** Why the assistant cannot take a call now (providers, credentials), or undefined. */
   checkCallable(call: PinnedAssistant): Promise<string | undefined>;
   /** Warm the greeting and STT while the call is set up. */
@@ -68,6 +68,14 @@ export interface OutboundSipCall extends PinnedAssistant {
 
 const PROVIDER = 'sip';
 
+/** What an inbound INVITE holds while it is set up, for the clean-up when it fails. */
+interface InviteState {
+  rtp?: RtpPort;
+  contextId?: string;
+  mediaStarted: boolean;
+  ringing: boolean;
+}
+
 /**
  * Direct SIP calls (issue 10): the SIP stack on UDP, routing by number to an assistant, trunk admission (IP
  * allow-list and/or digest), SDP offer/answer (G.711 + telephone-event), one RTP port per call, and the same
@@ -83,6 +91,8 @@ export async function startSipServer(options: SipServerOptions) {
   const transport = await bindUdpTransport({ host: options.host, port: options.port, log });
   const publicPort = transport.localPort;
   const calls = new Set<Promise<void>>();
+  /** Inbound calls admitted and not yet handed to the call loop (they hold no slot there yet). */
+  let ringing = 0;
   const stack = createSipStack({
     transport,
     publicHost: options.publicIp,
@@ -127,7 +137,7 @@ export async function startSipServer(options: SipServerOptions) {
    * answer, the RTP port goes back and a created context is marked failed: nothing waits forever.
    */
   async function handleInvite(invite: IncomingInvite): Promise<void> {
-    const held: { rtp?: RtpPort; contextId?: string; mediaStarted: boolean } = { mediaStarted: false };
+    const held: InviteState = { mediaStarted: false, ringing: false };
     try {
       await admitInvite(invite, held);
     } catch (error) {
@@ -135,10 +145,18 @@ export async function startSipServer(options: SipServerOptions) {
       if (!invite.answered) invite.reject(500, 'Server Internal Error');
       if (!held.mediaStarted) held.rtp?.release();
       if (held.contextId) await endWithStatus(held.contextId, 'failed', `SIP call set-up failed: ${(error as Error).message}`, ['pending', 'claimed']);
+    } finally {
+      stopRinging(held);
     }
   }
 
-  async function admitInvite(invite: IncomingInvite, held: { rtp?: RtpPort; contextId?: string; mediaStarted: boolean }): Promise<void> {
+  function stopRinging(held: InviteState): void {
+    if (!held.ringing) return;
+    held.ringing = false;
+    ringing--;
+  }
+
+  async function admitInvite(invite: IncomingInvite, held: InviteState): Promise<void> {
     const { request, source } = invite;
     let canceled = false;
     let onCanceled: (() => void) | undefined;
@@ -172,7 +190,9 @@ export async function startSipServer(options: SipServerOptions) {
     const assistant = await stores.assistants.get(route.number.assistantId);
     if (!assistant) return invite.reject(404, 'Not Found');
     const pinned = { projectId, assistantId: assistant.id, assistantVersion: assistant.version };
-    if (!(await options.admitCall(projectId))) return invite.reject(503, 'Service Unavailable', [['Retry-After', '5']]);
+    if (!(await options.admitCall(projectId, ringing))) return invite.reject(503, 'Service Unavailable', [['Retry-After', '5']]);
+    ringing++;
+    held.ringing = true;
     const unusable = await options.checkCallable(pinned);
     if (unusable) return invite.reject(480, 'Temporarily Unavailable', [['Warning', warning(unusable)]]);
     if (canceled) return;
@@ -227,6 +247,8 @@ export async function startSipServer(options: SipServerOptions) {
       return;
     }
     held.mediaStarted = true;
+    // From here the call loop counts the call.
+    stopRinging(held);
     await runMedia(context, dialog, rtp, answer, session, [answer.remote.address, source.address]);
   }
 
@@ -270,7 +292,8 @@ export async function startSipServer(options: SipServerOptions) {
     if (dialog.state === 'terminated') farEndGone('ended-before-media');
     const current = { answer };
     dialog.onReInvite((request) => reInvite(request, rtpLink, rtp.port, session, current));
-    dialog.onInfoDtmf((digit) => log('debug', 'SIP INFO DTMF ignored (RFC 4733 events are used)', { contextId: context.id, digit }));
+    // Legacy trunks send keys as SIP INFO (application/dtmf-relay) instead of RFC 4733 events.
+    dialog.onInfoDtmf((digit) => rtpLink.signalledDtmf(digit));
     const codec = createRtpCarrierCodec({ codec: answer.codec, streamId: dialog.callId, callId: dialog.callId });
     const media: CarrierMedia = {
       provider: PROVIDER,

@@ -208,6 +208,18 @@ describe.each(nodeVariants().slice(-1))('direct SIP on $name', (variant) => {
     }
   }, 40_000);
 
+  it('keys sent as SIP INFO (application/dtmf-relay) reach the assistant like RFC 4733 digits', async () => {
+    await withLiveCaller(async (caller) => {
+      const run = await runSipp({ scenario: 'uac-dtmf-info.xml', target, service: NUMBER, keys: { rtp_port: String(caller.port), call_ms: '3000', digit: '7' }, timeoutMs: 20_000 });
+      expect(run.exitCode, run.errors || run.stderr).toBe(0);
+      const [context] = (await contextsByCallee(NUMBER)).slice(-1);
+      await node.writer.flush({ timeoutMs: 5000 });
+      const messages = await node.stores.conversations.messages((await node.stores.callContexts.get(context!.id))!.conversationId);
+      expect(messages.some((m) => m.role === 'user' && m.text.includes('pressed the keys: 7'))).toBe(true);
+      await settled();
+    });
+  }, 30_000);
+
   it('CANCEL before the answer: 200 to the CANCEL, 487 to the INVITE; nothing is left', async () => {
     const run = await runSipp({ scenario: 'uac-cancel.xml', target, service: NUMBER, keys: { rtp_port: '9' }, timeoutMs: 20_000 });
     expect(run.exitCode, run.errors || run.stderr).toBe(0);
@@ -404,4 +416,43 @@ describe.each(nodeVariants().slice(-1))('direct SIP on $name', (variant) => {
     expect([trunkElsewhere.status, trunkElsewhere.body.error.code]).toEqual([400, 'VALIDATION_FAILED']);
     expect(projectId).toBeTruthy();
   });
+});
+
+describe('direct SIP on a full node', () => {
+  it('answers 503 with Retry-After while the node is at CAPACITY, and takes calls again once one ends', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sip-full-'));
+    const node = await startNode(parseNodeEnv({ DATA_DIR: dir, PORT: '0', HOST: '127.0.0.1', AUDIOSOCKET_PORT: 'off', CAPACITY: '1', RTP_PORT_MIN: '21400', RTP_PORT_MAX: '21499', DATABASE_URL: '' }));
+    const { resamplers, webrtc } = await audioRuntime();
+    const registry = createProviderRegistry();
+    registry.stt.register(createFakeStt({ clock: systemClock, latencyMs: 30 }).stt);
+    registry.llm.register(createFakeLlm({ clock: systemClock, reply }).llm);
+    registry.tts.register(createFakeTts({ clock: systemClock, formats: [MULAW_8K], firstAudioDelayMs: 50, realTimeFactor: 0.2 }).tts);
+    const server = await startMediaServer({ node, registry, vads: { webrtc }, resamplers, sip: { timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 } } });
+    const caller = await createRtpCaller();
+    try {
+      const post = async (path: string, key: string, body: unknown, method = 'POST') =>
+        (await fetch(`${server.url}${path}`, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify(body) })).json();
+      const created = await post('/v1/projects', node.generatedAdminKey!, { name: 'full' });
+      const key = created.apiKey.key as string;
+      const assistant = await post('/v1/assistants', key, phoneAssistant({ name: 'bot', prompt: 'p', greeting: 'hello welcome' }));
+      await post('/v1/sip/trunks/local', key, { inbound: { allowedAddresses: ['127.0.0.1'] } }, 'PUT');
+      await post(`/v1/assistants/${assistant.id}/numbers`, key, { numbers: [NUMBER] }, 'PUT');
+      const target = `127.0.0.1:${server.sip!.port}`;
+
+      const first = await startSipp({ scenario: 'uac-call-caller-hangs-up.xml', target, service: NUMBER, keys: { rtp_port: String(caller.port), call_ms: '3000' }, timeoutMs: 20_000 });
+      await caller.waitFor(() => caller.received.length > 0, 10_000, 'the first call');
+      const refused = await runSipp({ scenario: 'uac-503.xml', target, service: NUMBER, timeoutMs: 10_000 });
+      expect(refused.exitCode, refused.errors || refused.stderr).toBe(0);
+      expect(refused.messages).toMatch(/Retry-After: 5/);
+      expect((await first.done).exitCode).toBe(0);
+      expect(await waitFor(() => server.activeCalls === 0, 5000)).toBe(true);
+      const again = await runSipp({ scenario: 'uac-call-caller-hangs-up.xml', target, service: NUMBER, keys: { rtp_port: String(caller.port), call_ms: '500' }, timeoutMs: 20_000 });
+      expect(again.exitCode, again.errors || again.stderr).toBe(0);
+    } finally {
+      await caller.close();
+      await server.close();
+      await node.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
