@@ -149,8 +149,12 @@ function showTranscript(event: TranscriptEvent): void {
   lines.set(key, line);
   line.textContent = event.text + (event.interrupted ? ' …' : '');
   line.classList.toggle('interim', !event.final);
-  if (event.final) lines.delete(key);
-  if (event.final && !event.text) line.remove();
+  // A final part may be followed by more under the same id (an utterance finalised in pieces): the line stays
+  // that utterance's; an empty final removes it.
+  if (event.final && !event.text) {
+    line.remove();
+    lines.delete(key);
+  }
   ui.transcript.scrollTop = ui.transcript.scrollHeight;
 }
 
@@ -170,6 +174,8 @@ function widgetForCall(): VoiceWidget | undefined {
   muted = false;
   ui.mute.textContent = 'Mute';
   w.on('state', (state) => {
+    // Ids restart with every call.
+    if (state === 'connecting') lines.clear();
     ui.state.textContent = state;
     ui.state.dataset['state'] = state;
     document.body.dataset['state'] = state;

@@ -20,16 +20,21 @@ export interface WebSession {
 /** `POST /v1/talk/web/session` with the publishable key (the browser adds the page's Origin, which the key must allow). */
 export async function requestWebSession(request: WebSessionRequest): Promise<WebSession | WidgetError> {
   const doFetch = request.fetch ?? globalThis.fetch.bind(globalThis);
+  const base = request.baseUrl.replace(/\/+$/, '');
   let response: Response;
   try {
-    response = await doFetch(`${request.baseUrl.replace(/\/+$/, '')}/v1/talk/web/session`, {
+    response = await doFetch(`${base}/v1/talk/web/session`, {
       method: 'POST',
       headers: { authorization: `Bearer ${request.publishableKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ assistantId: request.assistantId, ...(request.variables ? { variables: request.variables } : {}) }),
       credentials: 'omit',
     });
   } catch (error) {
-    return widgetError('NETWORK', { detail: String((error as Error)?.message ?? error) });
+    const detail = String((error as Error)?.message ?? error);
+    // The server grants CORS only to origins its key allows, so a refused page sees a bare "Failed to fetch",
+    // like a network outage. A server that still answers a no-cors request is reachable: the refusal is this page's.
+    if (await reachable(doFetch, base)) return widgetError('SESSION_REFUSED', { detail, message: REFUSED_ORIGIN });
+    return widgetError('NETWORK', { detail });
   }
   let body: unknown;
   try {
@@ -43,6 +48,18 @@ export async function requestWebSession(request: WebSessionRequest): Promise<Web
     return widgetError('SERVER_ERROR', { detail: 'the session answer carries no url' });
   }
   return session as WebSession;
+}
+
+const REFUSED_ORIGIN = 'This website is not allowed to use this assistant (its publishable key does not list this site, or the key is not valid). The site owner needs to update it.';
+
+/** Whether the server answers at all (an opaque no-cors answer counts). */
+async function reachable(doFetch: typeof fetch, base: string): Promise<boolean> {
+  try {
+    await doFetch(`${base}/healthz/`, { mode: 'no-cors', credentials: 'omit', cache: 'no-store' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export const isWidgetError = (value: unknown): value is WidgetError => typeof value === 'object' && value !== null && 'code' in value && 'message' in value && 'fatal' in value;

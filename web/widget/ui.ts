@@ -145,6 +145,8 @@ export function createWidgetUi(container: HTMLElement, options: WidgetUiOptions)
   return {
     host,
     setState(state) {
+      // Utterance and turn ids start again with each call.
+      if (state === 'connecting') lines.clear();
       host.dataset['state'] = state;
       status.textContent = STATUS[state];
       const inCall = state === 'connecting' || state === 'listening' || state === 'speaking' || state === 'reconnecting';
@@ -182,9 +184,13 @@ export function createWidgetUi(container: HTMLElement, options: WidgetUiOptions)
       }
       line.textContent = event.text + (event.interrupted ? ' …' : '');
       line.classList.toggle('interim', !event.final);
-      if (event.final) lines.delete(key);
+      // The line stays keyed after a final: an STT may finalise part of an utterance (Deepgram's 5 s window)
+      // and go on under the same id with the whole text, which must replace the line, not add another.
       // A reply cut before any of it was heard leaves nothing to show.
-      if (event.final && !event.text) line.remove();
+      if (event.final && !event.text) {
+        line.remove();
+        lines.delete(key);
+      }
     },
     showError(widgetError) {
       error.textContent = widgetError.message;

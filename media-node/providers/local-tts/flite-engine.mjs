@@ -3,8 +3,9 @@
 // thread (flite-worker.mjs), one request at a time; the main thread never calls it in production.
 //
 // Plain JavaScript (types in flite-engine.d.mts) because the worker thread must load without TypeScript loader
-// hooks: on Node 20 a worker thread that has tsx's hooks registered and runs node:wasi aborts the whole
-// process (SIGABRT) in about one run in three, under `tsx` and vitest alike; without hooks it never did.
+// hooks: on Node 20 a worker thread that has tsx's hooks registered and runs node:wasi aborted the whole
+// process (SIGABRT) often under `tsx` and vitest. Without hooks it still can, when a garbage collection lands
+// inside a WASI call: flite-worker.mjs collects after every synthesis for that reason.
 /* global WebAssembly */
 import { readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
