@@ -1,8 +1,7 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Miniflare } from 'miniflare';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMigrations } from '../../media-node/db/migrations';
@@ -17,12 +16,12 @@ import { createSecretBox } from '../../shared/store/secret-box';
 import type { VoiceWidget } from '../../web/widget/widget';
 import { startDeepgramFake, type DeepgramFakeServer } from '../providers/fakes/deepgram';
 import { startOpenAiFake, type OpenAiFake } from '../providers/fakes/llm/openai';
-import { bundleWorker } from '../workerd/bundle';
+import { startWranglerDev, type WranglerDev } from './wrangler-dev';
 import { buildWidgetBundle, chromiumPath, isPng, launchBrowser, pollPage, recordConsole, screenshot, startStaticSite, toneWav, type StaticSite } from './browser';
 
 /**
- * The same widget against the edge: the real Worker (edge/worker.ts) and its TalkSession Durable Object in
- * workerd through Miniflare (wrangler dev's engine), on local PostgreSQL through a Hyperdrive binding. The
+ * The same widget against the edge: the real Worker (edge/worker.ts) and its TalkSession Durable Object under
+ * `wrangler dev` (workerd), on local PostgreSQL through the Hyperdrive binding. The
  * local engines are Node-only, so the assistant uses the Deepgram (STT + TTS) and OpenAI-compatible fakes on
  * 127.0.0.1 and the WebRTC VAD; the fake microphone plays tone-coded words, which the Deepgram fake hears (the
  * widget turns noise suppression, echo cancellation and auto gain off: pure tones die in noise suppression).
@@ -49,7 +48,7 @@ const STORY = 'once upon a time there was a dragon and the dragon was warm and t
 
 let browser: Browser;
 let site: StaticSite;
-let mf: Miniflare;
+let wrangler: WranglerDev;
 let edgeUrl: string;
 let contexts: CallContextStore;
 let conversations: ConversationStore;
@@ -110,45 +109,26 @@ beforeAll(async () => {
   ).id;
   await createCredentialStore(db, await createSecretBox(SECRET_KEY)).create({ projectId: project.id, provider: 'deepgram', name: 'dg', secret: JSON.stringify({ apiKey: deepgram.apiKey }), isDefault: true });
 
-  // The Worker as wrangler would bundle it; its public URL is where Miniflare listens (the session's socket URL).
-  const outDir = join(dir, 'worker');
-  await mkdir(outDir);
-  const [, port, widgetJs, wav] = await Promise.all([
-    bundleWorker({ worker: 'edge/worker.ts' }, outDir),
-    freePort(),
-    buildWidgetBundle(),
-    toneWav(join(dir, 'tones.wav'), CALLER),
-  ]);
+  // The Worker under `wrangler dev` (workerd, as `npm run dev:edge` runs it) from the repository's
+  // wrangler.toml: its own build, the TalkSession Durable Object, Hyperdrive to local PostgreSQL.
+  const [port, widgetJs, wav] = await Promise.all([freePort(), buildWidgetBundle(), toneWav(join(dir, 'tones.wav'), CALLER)]);
   edgeUrl = `http://127.0.0.1:${port}`;
   const hyperdrive = new URL(DATABASE_URL);
   // Hyperdrive's local connection string must carry a password, even with trust auth.
   if (!hyperdrive.password) hyperdrive.password = 'dev';
-  mf = new Miniflare({
-    modules: true,
-    scriptPath: join(outDir, 'worker.js'),
-    modulesRoot: outDir,
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-    compatibilityDate: '2026-04-20',
-    compatibilityFlags: ['nodejs_compat'],
-    durableObjects: { TALK_SESSION: { className: 'TalkSession', useSQLite: true } },
-    hyperdrives: { HYPERDRIVE: hyperdrive.toString() },
-    bindings: {
-      DATABASE_SCHEMA: schema,
-      SECRET_KEY,
-      INTERNAL_SECRET,
-      OPENAI_API_KEY: openai.apiKey,
-      // Browser calls never reach the registry; the Worker still needs the setting.
-      UPSTASH_REDIS_REST_URL: 'http://127.0.0.1:9',
-      UPSTASH_REDIS_REST_TOKEN: 'unused',
-      PUBLIC_BASE_URL: edgeUrl,
-      LOG_LEVEL: 'warn',
-    },
-    cf: false,
-    host: '127.0.0.1',
-    port,
-  });
-  cleanups.push(() => mf.dispose());
-  await mf.ready;
+  const vars = {
+    DATABASE_SCHEMA: schema,
+    SECRET_KEY,
+    INTERNAL_SECRET,
+    OPENAI_API_KEY: openai.apiKey,
+    // Browser calls never reach the registry; the Worker still needs the setting.
+    UPSTASH_REDIS_REST_URL: 'http://127.0.0.1:9',
+    UPSTASH_REDIS_REST_TOKEN: 'unused',
+    PUBLIC_BASE_URL: edgeUrl,
+    LOG_LEVEL: 'warn',
+  };
+  wrangler = await startWranglerDev({ port, persistTo: join(dir, 'wrangler-state'), vars, hyperdrive: hyperdrive.toString(), baseUrl: edgeUrl });
+  cleanups.push(() => wrangler.stop());
 
   site.put('/widget.js', 'text/javascript', widgetJs);
   site.put(
