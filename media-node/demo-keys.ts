@@ -1,5 +1,5 @@
 import type { ProjectStore } from '../shared/store/projects';
-import type { DemoKeys } from './widget-assets';
+import type { DemoKeys, DemoKeysRequest } from './widget-assets';
 
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 const DEMO_PROJECT = 'Local demo';
@@ -13,14 +13,18 @@ export function isLoopbackAddress(address: string | undefined): boolean {
 
 /**
  * The demo page's keys without asking, so `npm start` talks in the first minute: only on embedded defaults
- * (no DATABASE_URL: a developer's machine), only to a browser on this machine opening a localhost origin.
+ * (no DATABASE_URL: a developer's machine), only to a browser on this machine opening a localhost origin,
+ * never through a proxy (forwarding headers: a reverse proxy on this machine would make every visitor look
+ * local) nor to a cross-site fetch. An embedded-defaults node is for development: do not publish it behind a
+ * proxy that strips forwarding headers (DEMO_LOCAL_KEYS=off turns this off).
  * One "Local demo" project; an API key and a publishable key for the origin, made once per process and
  * origin (keys are shown once, so a restart makes new ones; old ones keep working).
  */
 export function localDemoKeys(projects: ProjectStore, options: { readonly embedded: boolean }) {
   const made = new Map<string, Promise<DemoKeys>>();
-  return async (request: { readonly origin: string; readonly remoteAddress: string | undefined }): Promise<DemoKeys | undefined> => {
-    if (!options.embedded || !isLoopbackAddress(request.remoteAddress)) return undefined;
+  return async (request: DemoKeysRequest): Promise<DemoKeys | undefined> => {
+    if (!options.embedded || !isLoopbackAddress(request.remoteAddress) || request.proxied) return undefined;
+    if (request.fetchSite !== undefined && request.fetchSite !== 'same-origin') return undefined;
     let origin: URL;
     try {
       origin = new URL(request.origin);

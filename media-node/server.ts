@@ -264,7 +264,7 @@ export async function startMediaServer(options: MediaServerOptions) {
         { path: '/metrics', routes: metricsRoute as never },
         // The browser widget (`<script src=".../widget.js">`) and the demo page `npm start` opens.
         { path: '/', routes: widgetAssetRoutes({ log }) },
-        { path: '/', routes: demoPageRoutes({ log, demoKeys: localDemoKeys(node.stores.projects, { embedded: !env.DATABASE_URL }) }) },
+        { path: '/', routes: demoPageRoutes({ log, demoKeys: localDemoKeys(node.stores.projects, { embedded: !env.DATABASE_URL && env.DEMO_LOCAL_KEYS === 'on' }) }) },
       ],
     },
   );

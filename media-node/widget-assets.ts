@@ -89,12 +89,26 @@ export interface DemoKeys {
   readonly publishableKey: string;
 }
 
+/** What `GET /demo/config` tells the host about the asker. */
+export interface DemoKeysRequest {
+  /** The origin the page was loaded from (the request's own URL: Host header and scheme). */
+  readonly origin: string;
+  /** The socket peer. */
+  readonly remoteAddress: string | undefined;
+  /** A proxy's forwarding headers were present (Forwarded, X-Forwarded-*, X-Real-IP, CF-Connecting-IP, Via). */
+  readonly proxied: boolean;
+  /** The browser's Sec-Fetch-Site, when it sent one (`same-origin` for the demo page's own fetch). */
+  readonly fetchSite: string | undefined;
+}
+
+const PROXY_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-real-ip', 'cf-connecting-ip', 'via'];
+
 export interface DemoPageOptions extends Omit<WidgetAssetOptions, 'prebuiltPath' | 'load'> {
   /**
    * Local keys for the page, or undefined (the page then asks for keys). Called per `GET /demo/config` with
    * the page's origin and the peer's address: the host decides (e.g. only on embedded defaults, loopback only).
    */
-  readonly demoKeys?: (request: { readonly origin: string; readonly remoteAddress: string | undefined }) => Promise<DemoKeys | undefined>;
+  readonly demoKeys?: (request: DemoKeysRequest) => Promise<DemoKeys | undefined>;
   /** Tests: supply the page and its script. */
   readonly loadPage?: () => Promise<string>;
   readonly loadScript?: () => Promise<string>;
@@ -113,7 +127,12 @@ export function demoPageRoutes(options: DemoPageOptions = {}): Hono<AppEnv> {
   routes.get('/demo/config', async (c) => {
     c.header('Cache-Control', 'no-store');
     const remoteAddress = (c.env as { remoteAddress?: string } | undefined)?.remoteAddress;
-    const keys = await options.demoKeys?.({ origin: new URL(c.req.url).origin, remoteAddress });
+    const keys = await options.demoKeys?.({
+      origin: new URL(c.req.url).origin,
+      remoteAddress,
+      proxied: PROXY_HEADERS.some((name) => c.req.header(name) !== undefined),
+      fetchSite: c.req.header('sec-fetch-site'),
+    });
     if (!keys) return c.json({ error: { code: 'NO_LOCAL_KEYS', message: 'this node hands out no local keys: paste a project API key and a publishable key' } }, 404);
     return c.json(keys);
   });

@@ -67,6 +67,8 @@ export const NodeEnv = z.object({
    * is served by the offline `local` engines. Default: on for embedded defaults (no DATABASE_URL), else off.
    */
   LOCAL_FALLBACK: z.enum(['on', 'off']).optional(),
+  /** The demo page's local keys for a browser on this machine (embedded defaults only); `off` always asks for keys. */
+  DEMO_LOCAL_KEYS: z.enum(['on', 'off']).default('on'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type NodeEnv = z.output<typeof NodeEnv>;

@@ -28,19 +28,22 @@ function fakeProjects() {
 describe('local demo keys', () => {
   it('only on embedded defaults, only for this machine opening a localhost origin', async () => {
     const { store, made } = fakeProjects();
-    expect(await localDemoKeys(store, { embedded: false })({ origin: 'http://127.0.0.1:9007', remoteAddress: '127.0.0.1' })).toBeUndefined();
+    expect(await localDemoKeys(store, { embedded: false })({ origin: 'http://127.0.0.1:9007', remoteAddress: '127.0.0.1', proxied: false, fetchSite: 'same-origin' })).toBeUndefined();
     const keys = localDemoKeys(store, { embedded: true });
-    expect(await keys({ origin: 'http://127.0.0.1:9007', remoteAddress: '10.0.0.5' })).toBeUndefined();
-    expect(await keys({ origin: 'http://voice.example.com', remoteAddress: '127.0.0.1' })).toBeUndefined();
-    expect(await keys({ origin: 'not a url', remoteAddress: '127.0.0.1' })).toBeUndefined();
+    expect(await keys({ origin: 'http://127.0.0.1:9007', remoteAddress: '10.0.0.5', proxied: false, fetchSite: 'same-origin' })).toBeUndefined();
+    expect(await keys({ origin: 'http://voice.example.com', remoteAddress: '127.0.0.1', proxied: false, fetchSite: 'same-origin' })).toBeUndefined();
+    // A reverse proxy on this machine makes every visitor look local; a cross-site page must not fetch keys.
+    expect(await keys({ origin: 'http://127.0.0.1:9007', remoteAddress: '127.0.0.1', proxied: true, fetchSite: 'same-origin' })).toBeUndefined();
+    expect(await keys({ origin: 'http://127.0.0.1:9007', remoteAddress: '127.0.0.1', proxied: false, fetchSite: 'cross-site' })).toBeUndefined();
+    expect(await keys({ origin: 'not a url', remoteAddress: '127.0.0.1', proxied: false, fetchSite: 'same-origin' })).toBeUndefined();
     expect(made.projects).toEqual([]);
 
-    const first = await keys({ origin: 'http://localhost:9007', remoteAddress: '::ffff:127.0.0.1' });
+    const first = await keys({ origin: 'http://localhost:9007', remoteAddress: '::ffff:127.0.0.1', proxied: false, fetchSite: undefined });
     expect(first).toEqual({ apiKey: 'vr_sk_1', publishableKey: 'vr_pk_1' });
     expect(made.publishable).toEqual([['http://localhost:9007']]);
     // The same origin again: the same keys, nothing new made; another origin: one project, new keys for it.
-    expect(await keys({ origin: 'http://localhost:9007', remoteAddress: '::1' })).toEqual(first);
-    expect(await keys({ origin: 'http://127.0.0.1:9007', remoteAddress: '127.0.0.1' })).toEqual({ apiKey: 'vr_sk_2', publishableKey: 'vr_pk_2' });
+    expect(await keys({ origin: 'http://localhost:9007', remoteAddress: '::1', proxied: false, fetchSite: 'same-origin' })).toEqual(first);
+    expect(await keys({ origin: 'http://127.0.0.1:9007', remoteAddress: '127.0.0.1', proxied: false, fetchSite: 'same-origin' })).toEqual({ apiKey: 'vr_sk_2', publishableKey: 'vr_pk_2' });
     expect(made.projects).toEqual(['Local demo']);
   });
 

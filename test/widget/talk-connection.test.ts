@@ -229,12 +229,62 @@ describe('widget talk connection (talk_api over a WebSocket)', () => {
     t.initialized('token-2', true);
     expect(t.connection.state).toBe('listening');
     expect(t.connection.stats.reconnects).toBe(1);
-    // The new token is the one a second drop presents.
+    // The new token is the one a second drop presents. A drop right after re-attaching goes on backing off
+    // within the same window (a server that accepts and drops every re-attach cannot loop the widget for ever).
     t.last().serverClose(1001);
-    await t.clock.advance(300);
+    await t.clock.advance(999);
+    expect(t.sockets).toHaveLength(3);
+    await t.clock.advance(1);
+    expect(t.sockets).toHaveLength(4);
     t.last().open();
     expect(t.last().sent[0]!.request).toMatchObject({ case: 'initialization', value: { resumeToken: 'token-2' } });
+    t.initialized('token-3', true);
+    // Live for a while: a later drop is a new outage, with a fresh window and the short first delay.
+    await t.clock.advance(6000);
+    t.last().serverClose(1006);
+    await t.clock.advance(250);
+    expect(t.sockets).toHaveLength(5);
     expect(t.errors).toEqual([]);
+  });
+
+  it('a socket the browser refuses to open is a plain network error, not a call stuck connecting', () => {
+    const t = setup();
+    const refusing = createTalkConnection({
+      url: 'ws://insecure.test/x',
+      outputRateHz: 16_000,
+      openSocket: () => {
+        throw new Error('SecurityError: insecure WebSocket from an https page');
+      },
+      player: { audio: () => undefined, mark: () => undefined, pause: () => undefined, resume: () => undefined, flush: () => undefined },
+      clock: t.clock,
+      handlers: { state: (s) => t.states.push(s), transcript: () => undefined, metrics: () => undefined, error: (e) => t.errors.push(e), ended: () => undefined, event: () => undefined },
+    });
+    refusing.start();
+    expect(refusing.state).toBe('error');
+    expect(t.errors.map((e) => e.code)).toEqual(['NETWORK']);
+  });
+
+  it('hang-up: the Disconnection goes even before the call is live, and no microphone frame follows it', async () => {
+    const t = setup();
+    t.connection.start();
+    t.last().open();
+    t.connection.hangUp();
+    expect(cases(t.last())).toEqual(['initialization', 'disconnection']);
+    t.initialized();
+    t.connection.sendAudio(new Int16Array(320));
+    expect(cases(t.last())).toEqual(['initialization', 'disconnection']);
+    t.last().serverClose(1000, 'bye');
+    expect(t.connection.state).toBe('ended');
+  });
+
+  it('ignores an assistant audio frame longer than a second (a server must not make the player buffer it)', () => {
+    const t = setup();
+    t.connection.start();
+    t.last().open();
+    t.initialized();
+    t.last().reply({ case: 'assistant', value: { id: 'a1', audio: new Uint8Array(24_000 * 2 + 2) } });
+    t.last().reply({ case: 'assistant', value: { id: 'a1', audio: new Uint8Array(960) } });
+    expect(t.audio.map((a) => a.length)).toEqual([480]);
   });
 
   it('gives up when the resume window is over, or when the server refuses the token', async () => {

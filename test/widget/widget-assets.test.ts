@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { demoPageRoutes, widgetAssetRoutes } from '../../media-node/widget-assets';
+import { demoPageRoutes, widgetAssetRoutes, type DemoKeysRequest } from '../../media-node/widget-assets';
 // @ts-expect-error: a plain JavaScript build script (no type declarations)
 import { buildWidget } from '../../scripts/build-widget.mjs';
 
@@ -67,7 +67,7 @@ describe('the widget bundle (scripts/build-widget.mjs)', () => {
 
 describe('the demo page routes (GET /, /demo.js, /demo/config)', () => {
   it('serves the page and its script, and local keys only when the host hands them out', async () => {
-    const asked: { origin: string; remoteAddress: string | undefined }[] = [];
+    const asked: DemoKeysRequest[] = [];
     const routes = demoPageRoutes({
       loadPage: async () => '<!doctype html><title>demo</title>',
       loadScript: async () => 'demo()',
@@ -89,7 +89,10 @@ describe('the demo page routes (GET /, /demo.js, /demo/config)', () => {
     expect(local.status).toBe(200);
     expect(local.headers.get('cache-control')).toBe('no-store');
     expect(await local.json()).toEqual({ apiKey: 'vr_sk_local', publishableKey: 'vr_pk_local' });
-    expect(asked[0]).toEqual({ origin: 'http://localhost:9007', remoteAddress: '127.0.0.1' });
+    expect(asked[0]).toEqual({ origin: 'http://localhost:9007', remoteAddress: '127.0.0.1', proxied: false, fetchSite: undefined });
+    // The route tells the host about a proxy's forwarding headers and the browser's fetch site.
+    await routes.request('http://localhost:9007/demo/config', { headers: { 'x-forwarded-for': '198.51.100.4', 'sec-fetch-site': 'same-origin' } }, { remoteAddress: '127.0.0.1' });
+    expect(asked[1]).toMatchObject({ proxied: true, fetchSite: 'same-origin' });
 
     const remote = await routes.request('http://voice.example.com/demo/config', {}, { remoteAddress: '203.0.113.9' });
     expect(remote.status).toBe(404);

@@ -62,7 +62,13 @@ export async function openAudio(options: AudioEngineOptions): Promise<AudioEngin
     } catch (error) {
       throw new WidgetAudioError(microphoneError(error));
     }
-    context = new AudioContextClass({ latencyHint: 'interactive' });
+    try {
+      context = new AudioContextClass({ latencyHint: 'interactive' });
+    } catch (error) {
+      // The microphone is open: close it, or its light stays on with nothing listening.
+      stream.getTracks().forEach((t) => t.stop());
+      throw new WidgetAudioError(widgetError('AUDIO_UNSUPPORTED', { detail: String((error as Error)?.message ?? error) }));
+    }
   }
   const ctx = context;
   const release = () => {

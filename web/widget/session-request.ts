@@ -28,9 +28,12 @@ export async function requestWebSession(request: WebSessionRequest): Promise<Web
       headers: { authorization: `Bearer ${request.publishableKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ assistantId: request.assistantId, ...(request.variables ? { variables: request.variables } : {}) }),
       credentials: 'omit',
+      // A server that never answers must not leave the widget connecting for ever.
+      signal: AbortSignal.timeout(SESSION_TIMEOUT_MS),
     });
   } catch (error) {
     const detail = String((error as Error)?.message ?? error);
+    if ((error as Error)?.name === 'TimeoutError') return widgetError('NETWORK', { detail: `no answer to the session request within ${SESSION_TIMEOUT_MS / 1000} s` });
     // The server grants CORS only to origins its key allows, so a refused page sees a bare "Failed to fetch",
     // like a network outage. A server that still answers a no-cors request is reachable: the refusal is this page's.
     if (await reachable(doFetch, base)) return widgetError('SESSION_REFUSED', { detail, message: REFUSED_ORIGIN });
@@ -49,6 +52,8 @@ export async function requestWebSession(request: WebSessionRequest): Promise<Web
   }
   return session as WebSession;
 }
+
+const SESSION_TIMEOUT_MS = 15_000;
 
 const REFUSED_ORIGIN = 'This website is not allowed to use this assistant (its publishable key does not list this site, or the key is not valid). The site owner needs to update it.';
 

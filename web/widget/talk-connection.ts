@@ -79,7 +79,11 @@ export interface TalkConnectionOptions {
 
 const OPEN = 1;
 /** Bytes queued in the socket beyond which microphone frames are dropped (the network stalled). */
-const MAX_BUFFERED_BYTES = 256 * 1024;
+const MAX_BUFFERED_BYTES = 32 * 1024;
+/** A caption line longer than this keeps its end (a turn's text is far shorter; a server must not grow it for ever). */
+const MAX_CAPTION_CHARS = 8000;
+/** A re-attached connection that lived this long was a real recovery: the next drop gets a fresh window. */
+const STABLE_MS = 5000;
 /** Typed messages kept while re-attaching. */
 const MAX_QUEUED_TEXTS = 5;
 /** Close codes after which re-attaching cannot help: the server refused or ended the call. */
@@ -104,8 +108,10 @@ export function createTalkConnection(options: TalkConnectionOptions) {
   let playing = false;
   let resumeToken = '';
   let resumeWindowMs = 30_000;
-  let droppedAt = 0;
+  /** When the current outage began (undefined: the call never dropped). */
+  let droppedAt: number | undefined;
   let attempt = 0;
+  let liveSince = 0;
   let timer: TimerHandle | undefined;
   let hangupTimer: TimerHandle | undefined;
   /** The server's last fatal Error (its words explain the close that follows). */
@@ -162,7 +168,16 @@ export function createTalkConnection(options: TalkConnectionOptions) {
   }
 
   function connect(): void {
-    const s = options.openSocket(options.url);
+    let s: SocketLike;
+    try {
+      s = options.openSocket(options.url);
+    } catch (error) {
+      // A URL the browser refuses outright (ws:// from an https page, a malformed URL): no socket to wait for.
+      const detail = String((error as Error)?.message ?? error);
+      if (!everLive) return finish('error', { error: widgetError('NETWORK', { detail }) });
+      droppedAt ??= clock.now();
+      return scheduleReconnect();
+    }
     socket = s;
     s.binaryType = 'arraybuffer';
     fatalMessage = undefined;
@@ -205,7 +220,9 @@ export function createTalkConnection(options: TalkConnectionOptions) {
       const error = wasLive ? closeError(code, fatalMessage ?? reason) : widgetError('CONNECTION_LOST', { detail: `${code}: ${fatalMessage ?? reason}` });
       return finish('error', { error });
     }
-    if (wasLive) {
+    // A connection that drops again soon after re-attaching does not restart the resume window (a server that
+    // accepts and drops every re-attach must not keep the widget reconnecting for ever).
+    if (wasLive && (droppedAt === undefined || clock.now() - liveSince >= STABLE_MS)) {
       droppedAt = clock.now();
       attempt = 0;
     }
@@ -217,7 +234,7 @@ export function createTalkConnection(options: TalkConnectionOptions) {
     const base = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)]!;
     const delay = Math.round(base * (0.75 + random() * 0.5));
     // Leave room for the attempt itself: a re-attach after the window is refused anyway.
-    if (clock.now() + delay - droppedAt >= resumeWindowMs - 250) {
+    if (clock.now() + delay - (droppedAt ?? clock.now()) >= resumeWindowMs - 250) {
       return finish('error', { error: widgetError('CONNECTION_LOST', { detail: `no connection within the ${resumeWindowMs} ms resume window` }) });
     }
     attempt++;
@@ -237,7 +254,8 @@ export function createTalkConnection(options: TalkConnectionOptions) {
         if (everLive) stats.reconnects++;
         live = true;
         everLive = true;
-        attempt = 0;
+        liveSince = clock.now();
+        if (droppedAt === undefined) attempt = 0;
         setState(liveState());
         for (const text of queuedTexts.splice(0)) sendTextNow(text);
         return;
@@ -247,7 +265,8 @@ export function createTalkConnection(options: TalkConnectionOptions) {
         return;
       case 'assistant': {
         const message = response.value;
-        if (message.audio.byteLength > 0) {
+        // At most a second of audio per frame (the server sends 20 ms): a larger one is not ours to buffer.
+        if (message.audio.byteLength > 0 && message.audio.byteLength <= options.outputRateHz * 2) {
           stats.framesReceived++;
           // A copy: the field is a view at any (possibly odd) offset of the frame, and the player keeps it.
           player.audio(new Int16Array(message.audio.slice().buffer, 0, message.audio.byteLength >> 1));
@@ -259,7 +278,7 @@ export function createTalkConnection(options: TalkConnectionOptions) {
           // One turn at a time: a turn cut without its final message is forgotten when the next one speaks.
           if (!assistantText.has(message.id)) assistantText.clear();
           const previous = assistantText.get(message.id);
-          const text = previous ? `${previous} ${message.text}`.replace(/\s+/g, ' ') : message.text;
+          const text = (previous ? `${previous} ${message.text}`.replace(/\s+/g, ' ') : message.text).slice(-MAX_CAPTION_CHARS);
           assistantText.set(message.id, text);
           handlers.transcript({ role: 'assistant', id: message.id, text, final: false });
         }
@@ -325,7 +344,7 @@ export function createTalkConnection(options: TalkConnectionOptions) {
     },
     /** One microphone frame (PCM16 16 kHz). Dropped while (re)connecting or when the network stalls. */
     sendAudio(pcm: Int16Array): void {
-      if (!live || !socket || socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+      if (hangingUp || !live || !socket || socket.bufferedAmount > MAX_BUFFERED_BYTES) {
         stats.framesDropped++;
         return;
       }
@@ -350,7 +369,9 @@ export function createTalkConnection(options: TalkConnectionOptions) {
     /** End the call: a Disconnection, then the server's goodbye (or our own close after a grace period). */
     hangUp(reason = 'user hung up'): void {
       if (finished) return;
-      if (!live || !send({ case: 'disconnection', value: { reason } })) return finish('ended', { ended: { by: 'user', reason } });
+      // An open socket takes the Disconnection even before the call is live (the server queues it), so the
+      // server ends the call now instead of waiting out the resume window.
+      if (!send({ case: 'disconnection', value: { reason } })) return finish('ended', { ended: { by: 'user', reason } });
       hangingUp = true;
       hangupTimer = clock.setTimeout(() => finish('ended', { ended: { by: 'user', reason } }), HANGUP_GRACE_MS);
     },

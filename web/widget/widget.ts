@@ -82,6 +82,8 @@ export function createVoiceWidget(options: VoiceWidgetOptions) {
   /** Bumped by each start and stop: a start still awaiting the microphone or the session gives up when it changed. */
   let generation = 0;
   let pendingTexts: string[] = [];
+  /** After destroy() nothing starts again (no microphone without a UI and listeners). */
+  let destroyed = false;
   let previousTotals = { framesSent: 0, framesDropped: 0, framesReceived: 0, flushes: 0, reconnects: 0, marksAnswered: 0 };
 
   function emit<K extends keyof VoiceWidgetEvents>(name: K, value: VoiceWidgetEvents[K]): void {
@@ -130,7 +132,7 @@ export function createVoiceWidget(options: VoiceWidgetOptions) {
   }
 
   async function start(startOptions: StartOptions = {}): Promise<void> {
-    if (state !== 'idle' && state !== 'ended' && state !== 'error') return;
+    if (destroyed || (state !== 'idle' && state !== 'ended' && state !== 'error')) return;
     const myGeneration = ++generation;
     const wantMicrophone = startOptions.microphone ?? true;
     ui?.clearError();
@@ -211,7 +213,14 @@ export function createVoiceWidget(options: VoiceWidgetOptions) {
       },
     });
     connection = current;
-    current.start();
+    try {
+      current.start();
+    } catch (error) {
+      // Whatever the connection could not survive ends this call plainly (microphone released), never a stuck one.
+      connection = undefined;
+      releaseAudio();
+      return fail(widgetError('NETWORK', { detail: String((error as Error)?.message ?? error) }));
+    }
     for (const text of pendingTexts.splice(0)) current.sendText(text);
   }
 
@@ -252,7 +261,7 @@ export function createVoiceWidget(options: VoiceWidgetOptions) {
     },
     /** A typed turn. With no call running, a typed call starts (no microphone) and the text follows it. */
     sendText(text: string): void {
-      if (!text.trim()) return;
+      if (destroyed || !text.trim()) return;
       if (connection) return connection.sendText(text);
       pendingTexts.push(text);
       if (state !== 'connecting') void start({ microphone: false });
@@ -294,6 +303,7 @@ export function createVoiceWidget(options: VoiceWidgetOptions) {
       return ui?.host;
     },
     destroy(): void {
+      destroyed = true;
       stop();
       releaseAudio();
       if (typeof window !== 'undefined') window.removeEventListener('pagehide', onPageHide);
