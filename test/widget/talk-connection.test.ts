@@ -9,7 +9,7 @@ import {
 } from '../../shared/talk/gen/talk_api_pb';
 import type { TalkResponseInit } from '../../shared/talk/transport';
 import { createTalkConnection, type EndedEvent, type MetricsEvent, type PlayerPort, type SocketLike, type TranscriptEvent, type WidgetState } from '../../web/widget/talk-connection';
-import type { WidgetError } from '../../web/widget/errors';
+import { closeError, type WidgetError } from '../../web/widget/errors';
 import { createFakeClock } from '../fakes/clock';
 
 /** A browser WebSocket stand-in: the test plays the server. */
@@ -275,6 +275,22 @@ describe('widget talk connection (talk_api over a WebSocket)', () => {
     expect(cases(t.last())).toEqual(['initialization', 'disconnection']);
     t.last().serverClose(1000, 'bye');
     expect(t.connection.state).toBe('ended');
+  });
+
+  it('a receipt given while the socket is away is sent once re-attached; a call that cannot start says why', async () => {
+    const t = setup();
+    t.connection.start();
+    t.last().open();
+    t.initialized('token-1');
+    t.last().serverClose(1006);
+    t.connection.playbackComplete('m7');
+    await t.clock.advance(250);
+    t.last().open();
+    t.initialized('token-2', true);
+    expect(t.last().sent.map((r) => (r.request.case === 'playbackComplete' ? r.request.value.id : r.request.case))).toEqual(['initialization', 'm7']);
+    expect(closeError(1011, 'PROVIDER_NOT_EDGE_CAPABLE: the "local" STT needs a media node')).toMatchObject({ code: 'CALL_REFUSED' });
+    expect(closeError(1011, 'PROVIDER_NOT_EDGE_CAPABLE: the "local" STT needs a media node').message).toContain('the "local" STT needs a media node');
+    expect(closeError(1011, 'INTERNAL: boom').code).toBe('SERVER_ERROR');
   });
 
   it('ignores an assistant audio frame longer than a second (a server must not make the player buffer it)', () => {

@@ -87,6 +87,15 @@ export function closeError(code: number, serverMessage: string | undefined): Wid
     case 4400:
     case 1008:
       return widgetError('CALL_REFUSED', { detail, message: 'The assistant did not accept this widget’s settings (a protocol mismatch). Update the widget.' });
+    case 1011: {
+      // The server's fatal error names why its call could not start (`CODE: message`): a set-up problem of the
+      // assistant (a provider that cannot run here, a missing credential) is not fixed by trying again.
+      const code = /^([A-Z][A-Z0-9_]+): /.exec(serverMessage ?? '')?.[1];
+      if (code && code !== 'INTERNAL') {
+        return widgetError('CALL_REFUSED', { detail, message: `This assistant is not set up to take calls here (${serverMessage!.slice(code.length + 2)}).` });
+      }
+      return widgetError('SERVER_ERROR', { detail });
+    }
     default:
       return widgetError('SERVER_ERROR', { detail });
   }

@@ -1,5 +1,5 @@
 import type { Clock, TimerHandle } from '../../shared/contracts/clock';
-import { DisconnectionType, ToolCallAction } from '../../shared/talk/gen/talk_api_pb';
+import { AudioEncoding, DisconnectionType, ToolCallAction } from '../../shared/talk/gen/talk_api_pb';
 import { closeError, widgetError, type WidgetError } from './errors';
 import { decodeResponse, encodeRequest, initializationRequest, type TalkRequest, type TalkResponse } from './protocol';
 
@@ -112,6 +112,8 @@ export function createTalkConnection(options: TalkConnectionOptions) {
   let droppedAt: number | undefined;
   let attempt = 0;
   let liveSince = 0;
+  /** A playback receipt the player gave while the socket was away (sent after the re-attach). */
+  let unsentMark: string | undefined;
   let timer: TimerHandle | undefined;
   let hangupTimer: TimerHandle | undefined;
   /** The server's last fatal Error (its words explain the close that follows). */
@@ -249,6 +251,11 @@ export function createTalkConnection(options: TalkConnectionOptions) {
       case 'initialization': {
         clearTimer();
         const init = response.value;
+        // Audio in another format than asked for would play at the wrong pitch and speed.
+        const output = init.outputAudio;
+        if (output && ((output.sampleRate !== 0 && output.sampleRate !== options.outputRateHz) || output.encoding !== AudioEncoding.LINEAR16)) {
+          return finish('error', { error: closeError(4400, `the server answered output audio ${output.sampleRate} Hz encoding ${output.encoding}, not PCM16 ${options.outputRateHz} Hz`) });
+        }
         resumeToken = init.resumeToken;
         if (init.resumeWindowMs > 0) resumeWindowMs = init.resumeWindowMs;
         if (everLive) stats.reconnects++;
@@ -256,6 +263,11 @@ export function createTalkConnection(options: TalkConnectionOptions) {
         everLive = true;
         liveSince = clock.now();
         if (droppedAt === undefined) attempt = 0;
+        // The server tracks only the furthest mark played: the last one answered while away is enough.
+        if (unsentMark !== undefined && send({ case: 'playbackComplete', value: { id: unsentMark } })) {
+          stats.marksAnswered++;
+          unsentMark = undefined;
+        }
         setState(liveState());
         for (const text of queuedTexts.splice(0)) sendTextNow(text);
         return;
@@ -359,7 +371,10 @@ export function createTalkConnection(options: TalkConnectionOptions) {
     },
     /** The player reached a PlaybackMark: tell the server (it tracks what the caller heard). */
     playbackComplete(id: string): void {
-      if (send({ case: 'playbackComplete', value: { id } })) stats.marksAnswered++;
+      if (live && send({ case: 'playbackComplete', value: { id } })) {
+        stats.marksAnswered++;
+        unsentMark = undefined;
+      } else unsentMark = id;
     },
     /** The player started or stopped sounding. */
     setPlaying(value: boolean): void {
