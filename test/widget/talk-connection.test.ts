@@ -293,6 +293,27 @@ describe('widget talk connection (talk_api over a WebSocket)', () => {
     expect(closeError(1011, 'INTERNAL: boom').code).toBe('SERVER_ERROR');
   });
 
+  it('a socket whose send buffer stays full for 3 s is treated as dropped: it re-attaches', async () => {
+    const t = setup();
+    t.connection.start();
+    t.last().open();
+    t.initialized('token-1');
+    (t.last() as { bufferedAmount: number }).bufferedAmount = 20_000;
+    for (let i = 0; i < 140; i++) {
+      t.connection.sendAudio(new Int16Array(320));
+      await t.clock.advance(20);
+    }
+    // 2.8 s: still waiting for the buffer to drain.
+    expect(t.connection.state).toBe('listening');
+    for (let i = 0; i < 20; i++) {
+      t.connection.sendAudio(new Int16Array(320));
+      await t.clock.advance(20);
+    }
+    expect(t.connection.state).toBe('reconnecting');
+    await t.clock.advance(250);
+    expect(t.sockets).toHaveLength(2);
+  });
+
   it('ignores an assistant audio frame longer than a second (a server must not make the player buffer it)', () => {
     const t = setup();
     t.connection.start();

@@ -84,6 +84,9 @@ const MAX_BUFFERED_BYTES = 32 * 1024;
 const MAX_CAPTION_CHARS = 8000;
 /** A re-attached connection that lived this long was a real recovery: the next drop gets a fresh window. */
 const STABLE_MS = 5000;
+/** Unsent bytes that, not draining for STALL_MS, mean the connection is dead (half a second of microphone audio). */
+const STALL_BYTES = 16 * 1024;
+const STALL_MS = 3000;
 /** Typed messages kept while re-attaching. */
 const MAX_QUEUED_TEXTS = 5;
 /** Close codes after which re-attaching cannot help: the server refused or ended the call. */
@@ -114,6 +117,8 @@ export function createTalkConnection(options: TalkConnectionOptions) {
   let liveSince = 0;
   /** A playback receipt the player gave while the socket was away (sent after the re-attach). */
   let unsentMark: string | undefined;
+  /** Since when the send buffer has stayed above STALL_BYTES. */
+  let stalledSince: number | undefined;
   let timer: TimerHandle | undefined;
   let hangupTimer: TimerHandle | undefined;
   /** The server's last fatal Error (its words explain the close that follows). */
@@ -340,6 +345,14 @@ export function createTalkConnection(options: TalkConnectionOptions) {
     }
   }
 
+  function dropSocketNow(): void {
+    const s = socket;
+    if (!s) return;
+    detach(s);
+    s.close(4000, 'dropped');
+    onClose(s, 1006, 'dropped');
+  }
+
   function sendTextNow(text: string): void {
     send({ case: 'message', value: { content: { case: 'text', value: text } } });
   }
@@ -356,6 +369,16 @@ export function createTalkConnection(options: TalkConnectionOptions) {
     },
     /** One microphone frame (PCM16 16 kHz). Dropped while (re)connecting or when the network stalls. */
     sendAudio(pcm: Int16Array): void {
+      // A socket whose send buffer stays full is dead even if the browser has not noticed yet (a half-open TCP
+      // connection can take minutes to close): drop it now and re-attach within the resume window.
+      if (live && socket && socket.bufferedAmount > STALL_BYTES) {
+        stalledSince ??= clock.now();
+        if (clock.now() - stalledSince >= STALL_MS) {
+          stalledSince = undefined;
+          stats.framesDropped++;
+          return dropSocketNow();
+        }
+      } else stalledSince = undefined;
       if (hangingUp || !live || !socket || socket.bufferedAmount > MAX_BUFFERED_BYTES) {
         stats.framesDropped++;
         return;
@@ -391,13 +414,7 @@ export function createTalkConnection(options: TalkConnectionOptions) {
       hangupTimer = clock.setTimeout(() => finish('ended', { ended: { by: 'user', reason } }), HANGUP_GRACE_MS);
     },
     /** Test hook and `visibilitychange` helper: drop the socket as a network failure would. */
-    dropSocket(): void {
-      const s = socket;
-      if (!s) return;
-      detach(s);
-      s.close(4000, 'dropped');
-      onClose(s, 1006, 'dropped');
-    },
+    dropSocket: () => dropSocketNow(),
   };
 }
 
