@@ -236,14 +236,7 @@ export function answerSdp(offer: SessionDescription, local: LocalMedia): SdpAnsw
   const onHold = offeredDirection === 'sendonly' || offeredDirection === 'inactive' || heldByAddress;
   const answerDirection = ANSWER_DIRECTION[offeredDirection];
 
-  const ipType = local.address.includes(':') ? 'IP6' : 'IP4';
-  const lines = [
-    'v=0',
-    `o=${local.username ?? '-'} ${local.sessionId} ${local.sessionVersion} IN ${ipType} ${local.address}`,
-    's=-',
-    `c=IN ${ipType} ${local.address}`,
-    't=0 0',
-  ];
+  const lines = sessionLines(local);
   offer.media.forEach((m, index) => {
     if (index !== chosen!.index) {
       // Rejected stream: port 0 and at least one of the offered formats (RFC 3264 §6).
@@ -284,15 +277,10 @@ export function staticPayloadType(codec: G711Codec): number {
  * picks the codec it kept and where it receives RTP.
  */
 export function offerSdp(local: LocalMedia, telephoneEventPayloadType = 101): string {
-  const ipType = local.address.includes(':') ? 'IP6' : 'IP4';
   const codecs = local.codecs ?? (['PCMU', 'PCMA'] as const);
   const pts = codecs.map((c) => STATIC_PT[c]);
   const lines = [
-    'v=0',
-    `o=${local.username ?? '-'} ${local.sessionId} ${local.sessionVersion} IN ${ipType} ${local.address}`,
-    's=-',
-    `c=IN ${ipType} ${local.address}`,
-    't=0 0',
+    ...sessionLines(local),
     `m=audio ${local.rtpPort} RTP/AVP ${[...pts, telephoneEventPayloadType].join(' ')}`,
     ...codecs.map((c) => `a=rtpmap:${STATIC_PT[c]} ${c}/8000`),
     `a=rtpmap:${telephoneEventPayloadType} telephone-event/8000`,
@@ -301,4 +289,10 @@ export function offerSdp(local: LocalMedia, telephoneEventPayloadType = 101): st
     'a=sendrecv',
   ];
   return `${lines.join('\r\n')}\r\n`;
+}
+
+/** The session part of our SDP: v=, o= (our session id and version), s=, c= (our media address), t=. */
+function sessionLines(local: LocalMedia): string[] {
+  const ipType = local.address.includes(':') ? 'IP6' : 'IP4';
+  return ['v=0', `o=${local.username ?? '-'} ${local.sessionId} ${local.sessionVersion} IN ${ipType} ${local.address}`, 's=-', `c=IN ${ipType} ${local.address}`, 't=0 0'];
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { answerSdp, parseSdp, type LocalMedia, type SdpAnswer, type SessionDescription } from '../../../shared/telephony/sip/sdp';
+import { answerSdp, offerSdp, parseSdp, type LocalMedia, type SdpAnswer, type SessionDescription } from '../../../shared/telephony/sip/sdp';
 import { SipError } from '../../../shared/telephony/sip/sip-error';
 
 /** The typical carrier offer of reference §6.2, without its annotations. */
@@ -163,5 +163,22 @@ describe('SDP answer (RFC 3264, reference §6.2)', () => {
     expect(answered(CARRIER_OFFER, { ...LOCAL, address: '2001:db8::7' }).sdp).toContain('c=IN IP6 2001:db8::7\r\n');
     expect(answerSdp(parsed(CARRIER_OFFER), { ...LOCAL, rtpPort: 0 })).toMatchObject({ code: 'invalid-argument' });
     expect(answerSdp(parsed(CARRIER_OFFER.replace('c=IN IP4 203.0.113.10\r\n', '')), LOCAL)).toMatchObject({ code: 'missing' });
+  });
+});
+
+describe('SDP offer (outbound calls)', () => {
+  it('offers our G.711 codecs and telephone-event; the answer to it is read with answerSdp', () => {
+    const local = { address: '198.51.100.10', rtpPort: 10002, sessionId: '42', sessionVersion: 1 };
+    const offer = parseSdp(offerSdp(local));
+    if (offer instanceof SipError) throw new Error(offer.message);
+    expect(offer.origin).toMatchObject({ sessionId: '42', sessionVersion: '1', address: '198.51.100.10' });
+    expect(offer.media[0]).toMatchObject({ media: 'audio', port: 10002, proto: 'RTP/AVP', formats: ['0', '8', '101'] });
+    expect(offer.media[0]!.rtpmap.get(101)).toMatchObject({ encoding: 'telephone-event', clockRateHz: 8000 });
+    // A callee keeping PCMA only: what we read from its answer.
+    const calleeAnswer = parseSdp('v=0\r\no=- 7 7 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n');
+    if (calleeAnswer instanceof SipError) throw new Error(calleeAnswer.message);
+    const read = answerSdp(calleeAnswer, local);
+    expect(read).toMatchObject({ type: 'answer', codec: 'PCMA', payloadType: 8, telephoneEventPayloadType: 101, remote: { address: '203.0.113.5', port: 40000 } });
+    expect(parseSdp(offerSdp({ ...local, address: '2001:db8::1', codecs: ['PCMU'] }))).toMatchObject({ media: [{ formats: ['0', '101'] }] });
   });
 });
