@@ -202,8 +202,9 @@ describe.each(sqlBackends())('conversations on $name', (backend) => {
   it('lists the conversations of a project newest first, paged by the last one seen', async () => {
     const made = [];
     for (let i = 0; i < 3; i++) {
-      made.push(await newConversation());
+      // Apart in time from each other and from the seed's conversation (an equal created_at orders by id).
       await sleep(2);
+      made.push(await newConversation());
     }
     const other = await seed(db, 'Other');
     await store.create({ projectId: other.projectId, assistantId: other.assistantId, assistantVersion: 1, channel: 'web', direction: 'inbound' });
@@ -221,6 +222,7 @@ describe.each(sqlBackends())('conversations on $name', (backend) => {
     const secondAssistant = crypto.randomUUID();
     await db.query('INSERT INTO assistants (id, project_id, name) VALUES ($1::uuid, $2::uuid, $3::text)', [secondAssistant, s.projectId, 'Second']);
     await db.query(`INSERT INTO assistant_versions (assistant_id, version, config) VALUES ($1::uuid, 1, '{}'::jsonb)`, [secondAssistant]);
+    await sleep(2);
     const first = await newConversation();
     await sleep(2);
     const second = await store.create({ projectId: s.projectId, assistantId: secondAssistant, assistantVersion: 1, channel: 'web', direction: 'inbound' });
