@@ -373,11 +373,13 @@ export function createTalkSession(deps: TalkSessionDeps) {
   async function processFrame(transport: TalkTransport, connection: Connection, frame: Uint8Array): Promise<void> {
     if (connection.phase === 'closed') return;
     if (connection.phase === 'initializing') {
-      // Bounded in count and bytes: the oldest go first (a client that floods before it is admitted loses them).
+      // Bounded in count and bytes: the oldest microphone audio goes first, then the oldest of anything (a client
+      // that floods before it is admitted loses audio, not its hang-up or typed text).
       connection.pending.push(frame);
       connection.pendingBytes += frame.byteLength;
       while (connection.pending.length > MAX_PENDING_FRAMES || connection.pendingBytes > MAX_PENDING_BYTES) {
-        connection.pendingBytes -= connection.pending.shift()!.byteLength;
+        const audio = connection.pending.findIndex((held) => isAudioFrame(held));
+        connection.pendingBytes -= connection.pending.splice(audio >= 0 ? audio : 0, 1)[0]!.byteLength;
       }
       return;
     }
@@ -408,7 +410,15 @@ export function createTalkSession(deps: TalkSessionDeps) {
     }
     connection.phase = 'live';
     if (!connections.has(transport)) {
-      // It closed while initializing: treat it as a drop now that the call is running.
+      // It closed while initializing. A hang-up it sent meanwhile still ends the call now; otherwise it is a drop
+      // (the resume window runs).
+      const hungUp = connection.pending.some((held) => quietDecode(held)?.request.case === 'disconnection');
+      connection.pending.length = 0;
+      connection.pendingBytes = 0;
+      if (hungUp && call?.communication) {
+        void call.communication.end('client-disconnect');
+        return;
+      }
       disconnected(transport);
       return;
     }
@@ -494,4 +504,18 @@ function sameToken(a: string, b: string): boolean {
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
   return diff === 0;
+}
+
+/** A request decoded without reporting (for looking at held frames), undefined when it is not one. */
+function quietDecode(frame: Uint8Array): AssistantTalkRequest | undefined {
+  try {
+    return fromBinary(AssistantTalkRequestSchema, frame);
+  } catch {
+    return undefined;
+  }
+}
+
+function isAudioFrame(frame: Uint8Array): boolean {
+  const request = quietDecode(frame)?.request;
+  return request?.case === 'message' && request.value.content.case === 'audio';
 }

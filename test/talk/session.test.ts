@@ -314,6 +314,32 @@ describe.each(sqlBackends())('talk session on $name', (backend) => {
       expect(h.engine.state.audio.map((f) => pcm16View(f.data)[0])).toEqual(Array.from({ length: 100 }, (_, i) => 50 + i));
     });
 
+    it('a flood before the call is admitted drops microphone audio first: typed text and the hang-up survive', async () => {
+      const ctx = await webContext();
+      const h = harness(ctx.id);
+      const c = h.connect();
+      const initializing = h.session.receive(c.transport, init());
+      const text = h.session.receive(c.transport, frameOf({ case: 'message', value: { content: { case: 'text', value: 'book a table' } } }));
+      const early = Array.from({ length: 150 }, (_, i) => h.session.receive(c.transport, audio(markedFrame(i))));
+      await Promise.all([initializing, text, ...early]);
+      expect(h.engine.state.texts).toEqual(['book a table']);
+      // 99 frames of audio kept, the newest.
+      expect(h.engine.state.audio.map((f) => pcm16View(f.data)[0])).toEqual(Array.from({ length: 99 }, (_, i) => 51 + i));
+    });
+
+    it('a connection that hangs up and closes while it is still being admitted ends the call now (no resume window)', async () => {
+      const ctx = await webContext();
+      const h = harness(ctx.id);
+      const c = h.connect();
+      const initializing = h.session.receive(c.transport, init());
+      const bye = h.session.receive(c.transport, frameOf({ case: 'disconnection', value: { reason: 'user clicked hang up' } }));
+      h.session.disconnected(c.transport);
+      await Promise.all([initializing, bye]);
+      await h.session.finished;
+      expect(h.engine.state.ends).toEqual(['client-disconnect']);
+      expect((await store.get(ctx.id))?.disconnectReason).toBe('client-disconnect');
+    });
+
     it('a call that cannot start: fatal CALL_START_FAILED, close 1011, context failed, session finished', async () => {
       const ctx = await webContext();
       const h = harness(ctx.id, {
