@@ -165,7 +165,8 @@ export async function startSipServer(options: SipServerOptions) {
       onCanceled?.();
     });
     const user = request.requestUri.user;
-    const candidates = user ? candidatesForUser(decodeUser(user)) : [];
+    // candidatesForUser decodes the %-escapes itself (decoding here too would decode twice).
+    const candidates = user ? candidatesForUser(user) : [];
     const route = candidates.length > 0 ? await stores.sip.resolveInbound(candidates) : undefined;
     if (!route) {
       log('info', 'SIP INVITE for an unknown number', { user, from: source.address });
@@ -388,6 +389,7 @@ export async function startSipServer(options: SipServerOptions) {
     const address = await (options.resolveHost ?? ((host: string) => resolveHost(host, isIPv6(options.host) ? 6 : 4)))(outbound.host).catch((error: unknown) => {
       throw new ApiError(400, 'SIP_TRUNK_UNRESOLVABLE', `cannot resolve the trunk host ${outbound.host}: ${(error as Error).message}`);
     });
+    const fromUser = call.from ?? outbound.fromUser ?? 'assistant';
     const rtp = await pool.allocate();
     if (!rtp) throw new ApiError(503, 'NO_RTP_PORT', 'no free RTP port on this node; retry shortly', {}, { 'Retry-After': '5' });
     let records: { context: CallContext; conversation: Conversation };
@@ -399,7 +401,7 @@ export async function startSipServer(options: SipServerOptions) {
         channel: PROVIDER,
         direction: 'outbound',
         callStatus: 'queued',
-        caller: call.from ?? outbound.fromUser ?? 'assistant',
+        caller: fromUser,
         callee: call.to,
         metadata: { trunk: trunk.name },
         ...(call.variables ? { variables: call.variables } : {}),
@@ -409,7 +411,6 @@ export async function startSipServer(options: SipServerOptions) {
       throw error;
     }
     const { context } = records;
-    const fromUser = call.from ?? outbound.fromUser ?? 'assistant';
     const hostPort = outbound.port === 5060 ? outbound.host : `${outbound.host}:${outbound.port}`;
     const session = { id: String(Math.floor(Math.random() * 1e9)), version: 1 };
     let mediaStarted = false;
@@ -492,12 +493,12 @@ export function failureStatus(code: number): CallStatus {
   return 'failed';
 }
 
-/** `transfer_call`'s target as a REFER target: a SIP URI as it is, a number at the far end's host. */
+/** `transfer_call`'s target as a REFER target: a SIP URI as it is, a number (E.164, checked by the config) at the far end's host. */
 export function referTarget(to: string, remoteTarget: string): string {
   if (/^sips?:/i.test(to)) return to;
   const uri = parseSipUri(remoteTarget.replace(/^<|>$/g, ''));
-  const host = isSipError(uri) ? 'invalid' : uri.port ? `${uri.host}:${uri.port}` : uri.host;
-  return `sip:${to.replace(/[^+0-9*#A-Za-z._-]/g, '')}@${host}`;
+  if (isSipError(uri)) throw new Error(`cannot address the transfer: the far end's contact ${remoteTarget} is not a SIP URI (${uri.message})`);
+  return `sip:${to}@${uri.port ? `${uri.host}:${uri.port}` : uri.host}`;
 }
 
 function onlyOutbound(trunks: readonly SipTrunk[]): SipTrunk | undefined {

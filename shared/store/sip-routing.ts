@@ -1,5 +1,5 @@
 import { ConfigError } from '../contracts/errors';
-import { parseCidr, parseIp, type IpBytes } from '../tools/ip';
+import { formatIp, parseCidr, parseIp } from '../tools/ip';
 import { StoreError, type StoreErrorCode } from './errors';
 import { isUuid, jsonParam, onlyRow, toDate, toJson, toNumber, toStringArray, toStringOrUndefined } from './rows';
 import type { SqlClient } from './sql';
@@ -91,28 +91,6 @@ export function candidatesForUser(requestUriUser: string): string[] {
 
 export type CidrCheck = { readonly ok: true; readonly cidr: string } | { readonly ok: false; readonly problem: string };
 
-/** IPv6 text as RFC 5952 writes it: lowercase, no leading zeros, the longest run of zero groups as `::`. */
-function formatAddress(bytes: IpBytes): string {
-  if (bytes.length === 4) return bytes.join('.');
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  let bestStart = -1;
-  let bestLength = 1; // a single zero group stays "0"
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) [bestStart, bestLength] = [i, j - i];
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
-}
-
 /**
  * An allow-list entry in canonical form: IPv4 or IPv6, with a prefix, or a bare address (= /32 or /128).
  * Host bits set below the prefix are refused (a typo more often than an intent).
@@ -124,7 +102,7 @@ export function normalizeCidr(text: string): CidrCheck {
   }
   const network = new Uint8Array(parsed.bytes);
   for (let bit = parsed.prefix; bit < network.length * 8; bit++) network[bit >> 3]! &= ~(0x80 >> (bit & 7));
-  const canonical = `${formatAddress(network)}/${parsed.prefix}`;
+  const canonical = `${formatIp(network)}/${parsed.prefix}`;
   if (network.some((b, i) => b !== parsed.bytes[i])) {
     return { ok: false, problem: `${shown(text)} has bits set after its /${parsed.prefix} prefix: did you mean "${canonical}"?` };
   }
@@ -139,7 +117,7 @@ export function normalizeSipHost(text: string): string | undefined {
   const bare = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value;
   if (!bare.includes('%')) {
     const ip = parseIp(bare);
-    if (ip) return formatAddress(ip);
+    if (ip) return formatIp(ip);
   }
   if (value !== bare) return undefined;
   const name = value.toLowerCase().replace(/\.$/, '');

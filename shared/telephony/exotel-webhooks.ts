@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { CallStatus } from '../contracts/call-status';
 import { ProtocolError, describeZodIssues } from './protocol-error';
+import { parseCidr } from '../tools/ip';
 
 /**
  * Exotel's HTTP requests to us, as pure functions: the applet's dynamic stream URL request, call status
@@ -79,64 +80,8 @@ async function digest(text: string): Promise<Uint8Array> {
 
 // ---- IP allow-list ----------------------------------------------------------------------------------------
 
-interface ParsedCidr {
-  readonly bytes: Uint8Array;
-  readonly prefix: number;
-}
-
-/** An IPv4 or IPv6 address (IPv4-mapped IPv6 `::ffff:a.b.c.d` is read as IPv4), as bytes. */
-export function parseIp(text: string): Uint8Array | undefined {
-  const value = text.trim().replace(/^\[|\]$/g, '');
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(value);
-  if (mapped) return parseIp(mapped[1]!);
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(value)) {
-    const parts = value.split('.').map(Number);
-    return parts.every((p) => Number.isInteger(p) && p >= 0 && p <= 255) ? Uint8Array.from(parts) : undefined;
-  }
-  if (!/^[0-9a-f:]+$/i.test(value) || value.split('::').length > 2) return undefined;
-  const [head = '', tail] = value.split('::');
-  const headGroups = head ? head.split(':') : [];
-  const tailGroups = tail ? tail.split(':') : [];
-  const missing = 8 - headGroups.length - tailGroups.length;
-  if (tail === undefined ? missing !== 0 : missing < 1) return undefined;
-  const groups = [...headGroups, ...new Array<string>(tail === undefined ? 0 : missing).fill('0'), ...tailGroups];
-  const bytes = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    const group = groups[i]!;
-    if (!/^[0-9a-f]{1,4}$/i.test(group)) return undefined;
-    const n = parseInt(group, 16);
-    bytes[i * 2] = n >> 8;
-    bytes[i * 2 + 1] = n & 0xff;
-  }
-  return bytes;
-}
-
-export function parseCidr(text: string): ParsedCidr | undefined {
-  const [address = '', prefixText, extra] = text.split('/');
-  if (extra !== undefined) return undefined;
-  const bytes = parseIp(address);
-  if (!bytes) return undefined;
-  const max = bytes.length * 8;
-  if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) return undefined;
-  const prefix = prefixText === undefined ? max : Number(prefixText);
-  return prefix <= max ? { bytes, prefix } : undefined;
-}
-
-/** Whether `address` falls in one of `cidrs` (an IPv4 address never matches an IPv6 range, and back). */
-export function ipAllowed(address: string | undefined, cidrs: readonly string[]): boolean {
-  const ip = address === undefined ? undefined : parseIp(address);
-  if (!ip) return false;
-  return cidrs.some((text) => {
-    const cidr = parseCidr(text);
-    if (!cidr || cidr.bytes.length !== ip.length) return false;
-    for (let bit = 0; bit < cidr.prefix; bit += 8) {
-      const bits = Math.min(8, cidr.prefix - bit);
-      const mask = (0xff << (8 - bits)) & 0xff;
-      if ((ip[bit / 8]! & mask) !== (cidr.bytes[bit / 8]! & mask)) return false;
-    }
-    return true;
-  });
-}
+/** The allow-list check (shared with SIP trunks): shared/tools/ip.ts. */
+export { ipAllowed } from '../tools/ip';
 
 // ---- the applet's dynamic stream URL request --------------------------------------------------------------
 

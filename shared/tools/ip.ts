@@ -1,7 +1,8 @@
 /**
- * IP addresses for the http tool's SSRF guard: parse IPv4/IPv6 text, match CIDR ranges, and say whether an
- * address is one an assistant's outbound request must not reach (loopback, private, link-local, CGNAT,
- * metadata, multicast, reserved). Pure (no DNS): resolution is injected by the runtime that has it.
+ * IP addresses: parse IPv4/IPv6 text, match CIDR ranges (the http tool's SSRF guard, carrier and SIP trunk
+ * allow-lists), and say whether an address is one an assistant's outbound request must not reach (loopback,
+ * private, link-local, CGNAT, metadata, multicast, reserved). Pure (no DNS): resolution is injected by the
+ * runtime that has it.
  */
 
 /** An address as 4 (IPv4) or 16 (IPv6) bytes. */
@@ -133,9 +134,39 @@ export function blockedReason(address: IpBytes): string | undefined {
   return undefined;
 }
 
+/** Canonical text (RFC 5952 for IPv6: lower case, the longest run of two or more zero groups as `::`). */
 export function formatIp(address: IpBytes): string {
   if (address.length === 4) return address.join('.');
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((address[i]! << 8) | address[i + 1]!).toString(16));
-  return groups.join(':');
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((address[i]! << 8) | address[i + 1]!);
+  let bestStart = -1;
+  let bestLength = 1; // a single zero group stays "0"
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) [bestStart, bestLength] = [i, j - i];
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
+}
+
+/**
+ * Whether a peer's address falls in one of `cidrs` (allow-lists of carriers and SIP trunks). An IPv4-mapped
+ * IPv6 peer (`::ffff:a.b.c.d`, a dual-stack socket) is matched as IPv4; IPv4 never matches an IPv6 range.
+ */
+export function ipAllowed(address: string | undefined, cidrs: readonly string[]): boolean {
+  let ip = address === undefined ? undefined : parseIp(address.trim());
+  if (!ip) return false;
+  if (ip.length === 16 && ip.subarray(0, 10).every((b) => b === 0) && ip[10] === 0xff && ip[11] === 0xff) ip = ip.subarray(12);
+  const match = ip;
+  return cidrs.some((text) => {
+    const range = parseCidr(text);
+    return range !== undefined && inCidr(match, range);
+  });
 }

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createPgliteClient } from '../../media-node/db/pglite-client';
 import { loadMigrations } from '../../media-node/db/migrations';
 import { ConfigError } from '../../shared/contracts/errors';
-import { ipAllowed } from '../../shared/telephony/exotel-webhooks';
+import { ipAllowed } from '../../shared/tools/ip';
 import { StoreError } from '../../shared/store/errors';
 import { migrate } from '../../shared/store/migrate';
 import {

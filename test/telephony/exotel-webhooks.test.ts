@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkBasicAuth, ipAllowed, parseExotelCallRequest, parseExotelCredential, parseExotelStatusCallback, parseIp } from '../../shared/telephony/exotel-webhooks';
+import { checkBasicAuth, ipAllowed, parseExotelCallRequest, parseExotelCredential, parseExotelStatusCallback } from '../../shared/telephony/exotel-webhooks';
+import { parseIp } from '../../shared/tools/ip';
 
 const basic = (user: string, password: string) => `Basic ${btoa(`${user}:${password}`)}`;
 

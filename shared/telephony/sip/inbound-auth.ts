@@ -1,4 +1,4 @@
-import { ipAllowed } from '../exotel-webhooks';
+import { ipAllowed } from '../../tools/ip';
 import { parseDigestCredentials, verifyDigestCredentials } from './digest';
 import { getHeader, type SipRequest } from './message';
 import { isSipError } from './sip-error';
