@@ -2,7 +2,8 @@ import type { CallDirection, CallStatus } from '../../shared/contracts/call-stat
 import type { CallContext } from '../../shared/store/call-contexts';
 import type { Conversation } from '../../shared/store/conversations';
 import type { AppStores } from '../app';
-import type { PinnedAssistant } from './twilio';
+import { ApiError } from '../errors';
+import type { CallHooks, PinnedAssistant } from './twilio';
 
 /**
  * The two records every new call starts with, whatever carries it: the conversation (history, metrics,
@@ -54,4 +55,16 @@ export async function createCallRecords(
     ...(input.ttlMs !== undefined ? { ttlMs: input.ttlMs } : {}),
   });
   return { conversation, context };
+}
+
+/**
+ * What every outbound call checks before anything is created or dialled: the assistant can take calls now
+ * (providers, credentials: 400 ASSISTANT_NOT_CALLABLE) and there is room for one more (503 AT_CAPACITY).
+ */
+export async function admitOutboundCall(deps: Pick<CallHooks, 'checkCallable' | 'admitCall'>, pinned: PinnedAssistant): Promise<void> {
+  const unusable = await deps.checkCallable?.(pinned);
+  if (unusable) throw new ApiError(400, 'ASSISTANT_NOT_CALLABLE', `assistant ${pinned.assistantId} cannot take calls right now: ${unusable}`);
+  if (deps.admitCall && !(await deps.admitCall(pinned.projectId))) {
+    throw new ApiError(503, 'AT_CAPACITY', 'this node or the project is at its concurrent-call limit (or the node is draining); retry shortly', {}, { 'Retry-After': '5' });
+  }
 }

@@ -11,6 +11,7 @@ import { readJson } from '../validation';
 import { placeVonageCall } from './vonage-calls';
 import { placeExotelCall } from './exotel-calls';
 import { createTwilioCallRecords, resolveTwilioCredential, twilioMediaPath, twilioStreamTwiml, type TwilioRouteDeps } from './twilio';
+import { admitOutboundCall } from './call-records';
 
 /**
  * Outbound calls: `POST /v1/calls` (project key, or admin key + X-Project-Id)
@@ -156,11 +157,7 @@ export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}
     if (body.provider === 'sip') {
       if (!options.placeSipCall) throw new ApiError(400, 'SIP_NOT_AVAILABLE', 'SIP calls are placed by a media node with SIP enabled (SIP_PORT); this host has none');
       const pinned = { projectId, assistantId: assistant.id, assistantVersion: assistant.version };
-      const unusable = await deps.checkCallable?.(pinned);
-      if (unusable) throw new ApiError(400, 'ASSISTANT_NOT_CALLABLE', `assistant ${assistant.id} cannot take calls right now: ${unusable}`);
-      if (deps.admitCall && !(await deps.admitCall(projectId))) {
-        throw new ApiError(503, 'AT_CAPACITY', 'this node or the project is at its concurrent-call limit (or the node is draining); retry shortly', {}, { 'Retry-After': '5' });
-      }
+      await admitOutboundCall(deps, pinned);
       const placed = await options.placeSipCall({
         ...pinned,
         to: body.to,
@@ -192,11 +189,7 @@ export function callRoutes(deps: TwilioRouteDeps, options: CallRouteOptions = {}
       throw new ApiError(400, 'TWILIO_API_BASE_URL_REFUSED', "the twilio credential's apiBaseUrl must be an https Twilio API URL (e.g. https://api.twilio.com)");
     }
     const pinned = { projectId, assistantId: assistant.id, assistantVersion: assistant.version };
-    const unusable = await deps.checkCallable?.(pinned);
-    if (unusable) throw new ApiError(400, 'ASSISTANT_NOT_CALLABLE', `assistant ${assistant.id} cannot take calls right now: ${unusable}`);
-    if (deps.admitCall && !(await deps.admitCall(projectId))) {
-      throw new ApiError(503, 'AT_CAPACITY', 'this node or the project is at its concurrent-call limit (or the node is draining); retry shortly', {}, { 'Retry-After': '5' });
-    }
+    await admitOutboundCall(deps, pinned);
     const node = await deps.chooseMediaNode(pinned);
     if (!node) {
       throw new ApiError(503, 'NO_MEDIA_NODE', 'no live media node has room for a call right now (all full, draining or not heartbeating); retry shortly', {}, { 'Retry-After': '5' });

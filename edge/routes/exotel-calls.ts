@@ -2,7 +2,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { createExotelCall, ExotelApiError, type ExotelCallResource } from '../../shared/telephony/exotel-rest';
 import type { AppStores } from '../app';
 import { ApiError, silentLogger, type AppLogger } from '../errors';
-import { createCallRecords } from './call-records';
+import { admitOutboundCall, createCallRecords } from './call-records';
 import { exotelStatusCallbackUrl, exotelStreamUrl, resolveExotelCredential } from './exotel';
 import type { CallHooks, PinnedAssistant } from './twilio';
 
@@ -60,11 +60,7 @@ export async function placeExotelCall(
   const callerId = call.from ?? credential.callerId;
   if (!callerId) throw new ApiError(400, 'EXOTEL_CALLER_ID_MISSING', 'give "from" (your ExoPhone) or store "callerId" in the exotel credential');
   const pinned = { projectId: call.projectId, assistantId: call.assistantId, assistantVersion: call.assistantVersion };
-  const unusable = await deps.checkCallable?.(pinned);
-  if (unusable) throw new ApiError(400, 'ASSISTANT_NOT_CALLABLE', `assistant ${call.assistantId} cannot take calls right now: ${unusable}`);
-  if (deps.admitCall && !(await deps.admitCall(call.projectId))) {
-    throw new ApiError(503, 'AT_CAPACITY', 'this node or the project is at its concurrent-call limit (or the node is draining); retry shortly', {}, { 'Retry-After': '5' });
-  }
+  await admitOutboundCall(deps, pinned);
   const node = await deps.chooseMediaNode(pinned);
   if (!node) throw new ApiError(503, 'NO_MEDIA_NODE', 'no live media node has room for a call right now; retry shortly', {}, { 'Retry-After': '5' });
 

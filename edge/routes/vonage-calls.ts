@@ -4,6 +4,7 @@ import { createVonageCall, VonageApiError, type VonageCallResource } from '../..
 import type { AppEnv, AppStores } from '../app';
 import { ApiError, silentLogger, type AppLogger } from '../errors';
 import type { CallHooks } from './twilio';
+import { admitOutboundCall } from './call-records';
 import { createVonageCallRecords, resolveVonageCredential, vonageEventUrl, vonageStreamNcco } from './vonage';
 
 /**
@@ -62,11 +63,7 @@ export async function placeVonageCall(c: Context<AppEnv>, deps: VonageCallDeps, 
     throw new ApiError(400, 'VONAGE_API_BASE_URL_REFUSED', "the vonage credential's apiBaseUrl must be an https Vonage API URL (e.g. https://api.nexmo.com)");
   }
   const pinned = { projectId: request.projectId, assistantId: request.assistantId, assistantVersion: request.assistantVersion };
-  const unusable = await deps.checkCallable?.(pinned);
-  if (unusable) throw new ApiError(400, 'ASSISTANT_NOT_CALLABLE', `assistant ${request.assistantId} cannot take calls right now: ${unusable}`);
-  if (deps.admitCall && !(await deps.admitCall(request.projectId))) {
-    throw new ApiError(503, 'AT_CAPACITY', 'this node or the project is at its concurrent-call limit (or the node is draining); retry shortly', {}, { 'Retry-After': '5' });
-  }
+  await admitOutboundCall(deps, pinned);
   const node = await deps.chooseMediaNode(pinned);
   if (!node) throw new ApiError(503, 'NO_MEDIA_NODE', 'no live media node has room for a call right now; retry shortly', {}, { 'Retry-After': '5' });
 
